@@ -1,0 +1,67 @@
+"""Provenance: the code version, the machine, and seeding, recorded with every result."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import subprocess
+from functools import lru_cache
+
+from . import __version__
+from .paths import REPO_ROOT
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """``alertlib <version>+<git commit>[-dirty]``, or the package version outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return f"{__version__}+{out.stdout.strip()}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def cpu_model() -> str:
+    """The CPU model name as the kernel reports it (falls back to ``platform.processor()``)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_stamp() -> dict:
+    """Facts about the machine that a timing or a result depends on."""
+    import torch
+
+    stamp = {
+        "cpu_model": cpu_model(),
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda or "",
+        "gpu_name": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
+        "python_version": platform.python_version(),
+        "hostname": platform.node(),
+    }
+    return stamp
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) so that a run can be repeated exactly."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds the legacy global generator that libraries still use
+    torch.manual_seed(seed)
