@@ -1,0 +1,403 @@
+"""Statistics over seeds, checked on small hand-built tables whose answers are known in advance.
+
+Every table in this file is a TEST FIXTURE made up here (``make_results``, ``make_benchmark``):
+none of its numbers is a result of the study.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alertlib import stats
+from alertlib.results import COLUMNS
+
+
+def make_results(values: dict[tuple, list[float]], task: str = "bts", train_fraction: float = 1.0) -> pd.DataFrame:
+    """Test fixture: a tidy results table from {(arch, init, metric): [value for seed 0, 1, ...]}.
+
+    A value of None leaves that seed out (a missing run).
+    """
+    rows = []
+    for (arch, init, metric), per_seed in values.items():
+        for seed, value in enumerate(per_seed):
+            if value is None:
+                continue
+            rows.append(
+                {
+                    "run_id": f"{task}-{arch}-{init}-{train_fraction}-{seed}",
+                    "task": task,
+                    "arch": arch,
+                    "init": init,
+                    "weights_source": "none",
+                    "train_fraction": train_fraction,
+                    "seed": seed,
+                    "data_version": "fixture",
+                    "code_version": "fixture",
+                    "wall_time_s": 1.0,
+                    "config": "{}",
+                    "metric": metric,
+                    "value": value,
+                }
+            )
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def make_benchmark() -> pd.DataFrame:
+    """Test fixture: a benchmark table with round numbers so that every ratio is known."""
+    rows = []
+    for model, speed, memory, params in (
+        ("btsbot_cnn", 1000.0, 400.0, 2.0e5),
+        ("resnet18", 2000.0, 200.0, 1.1e7),
+        ("convnext_pico", 500.0, 800.0, 9.0e6),
+    ):
+        for variant, factor in (("eager", 1.0), ("channels_last", 1.5)):
+            for batch_size, batch_factor in ((1, 0.1), (256, 1.0)):
+                rows.append(
+                    {
+                        "model": model,
+                        "impl": "alertlib",
+                        "device": "cpu",
+                        "dtype": "float32",
+                        "variant": variant,
+                        "batch_size": batch_size,
+                        "alerts_per_s": speed * factor * batch_factor,
+                        "latency_ms": 1.0,
+                        "peak_mem_mb": memory,
+                        "params": params,
+                        "macs": params * 10,
+                        "limit_fraction": 0.5,
+                    }
+                )
+    # A slower second implementation of the same CNN that the default selection must ignore.
+    rows.append({**rows[0], "impl": "btsbot", "alerts_per_s": 1.0})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------
+# The bootstrap
+# ------------------------------------------------------------------------------------------
+
+
+def test_bootstrap_is_deterministic_and_seeded():
+    values = [0.81, 0.84, 0.79, 0.86, 0.80]
+    first = stats.bootstrap_mean_interval(values, n_resamples=2000, seed=3)
+    assert first == stats.bootstrap_mean_interval(values, n_resamples=2000, seed=3)
+    assert first != stats.bootstrap_mean_interval(values, n_resamples=2000, seed=4)
+    mean, low, high = first
+    assert mean == pytest.approx(np.mean(values))
+    assert min(values) <= low < mean < high <= max(values)
+
+
+def test_bootstrap_hand_computable_two_values():
+    # Resampling [0, 1] twice gives means 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4, so the
+    # 2.5th and 97.5th percentiles are 0 and 1.
+    assert stats.bootstrap_mean_interval([0.0, 1.0], n_resamples=10_000, seed=0) == (0.5, 0.0, 1.0)
+
+
+def test_bootstrap_degenerate_cases():
+    assert stats.bootstrap_mean_interval([0.7]) == (0.7, 0.7, 0.7)
+    assert stats.bootstrap_mean_interval([0.2, 0.2, 0.2]) == (0.2, 0.2, 0.2)
+    assert all(math.isnan(v) for v in stats.bootstrap_mean_interval([]))
+    with pytest.raises(ValueError, match="finite"):
+        stats.bootstrap_mean_interval([0.1, float("nan")])
+
+
+# ------------------------------------------------------------------------------------------
+# Summaries over seeds
+# ------------------------------------------------------------------------------------------
+
+
+def test_summary_over_seeds_means_counts_and_missing_combinations():
+    results = make_results(
+        {
+            ("resnet18", "scratch", "auc"): [0.80, 0.82, 0.84],
+            ("resnet18", "galaxy_sim", "auc"): [0.90],  # a single seed
+            ("btsbot_cnn", "scratch", "auc"): [0.70, None, 0.74],  # seed 1 missing
+        }
+    )
+    summary = stats.summarise_over_seeds(results, n_resamples=2000)
+    assert len(summary) == 3  # only the combinations present
+    # The study's order: the custom CNN first, then scratch before galaxy pre-training.
+    assert list(zip(summary["arch"], summary["init"], strict=True)) == [
+        ("btsbot_cnn", "scratch"),
+        ("resnet18", "scratch"),
+        ("resnet18", "galaxy_sim"),
+    ]
+    by_key = summary.set_index(["arch", "init"])
+    assert by_key.loc[("resnet18", "scratch"), "mean"] == pytest.approx(0.82)
+    assert by_key.loc[("resnet18", "scratch"), "std"] == pytest.approx(0.02)
+    assert by_key.loc[("btsbot_cnn", "scratch"), "n_seeds"] == 2
+    assert by_key.loc[("btsbot_cnn", "scratch"), "seeds"] == "0,2"
+    single = by_key.loc[("resnet18", "galaxy_sim")]
+    assert single["n_seeds"] == 1 and single["interval_degenerate"]
+    assert single["ci_low"] == single["ci_high"] == single["mean"] == 0.90
+    assert math.isnan(single["std"])
+
+
+def test_summary_refuses_two_runs_for_one_seed_and_drops_repeats():
+    results = make_results({("resnet18", "scratch", "auc"): [0.8, 0.9]})
+    other_study = results.assign(run_id=results["run_id"] + "-other", value=results["value"] - 0.1)
+    with pytest.raises(ValueError, match="mixes studies"):
+        stats.summarise_over_seeds(pd.concat([results, other_study]))
+    with pytest.warns(UserWarning, match="loaded twice"):
+        summary = stats.summarise_over_seeds(pd.concat([results, results]))
+    assert summary["n_seeds"].tolist() == [2]
+
+
+def test_summary_drops_non_finite_values_with_a_warning():
+    results = make_results({("resnet18", "scratch", "auc"): [0.8, float("nan"), 0.9]})
+    with pytest.warns(UserWarning, match="non-finite"):
+        summary = stats.summarise_over_seeds(results)
+    assert summary["n_seeds"].tolist() == [2]
+    assert summary["mean"].tolist() == [pytest.approx(0.85)]
+
+
+# ------------------------------------------------------------------------------------------
+# Paired differences
+# ------------------------------------------------------------------------------------------
+
+
+def test_identical_inputs_give_zero_difference_and_zero_width_interval():
+    seeds = [0.81, 0.77, 0.90, 0.85]
+    results = make_results({("resnet18", "galaxy_sim", "auc"): seeds, ("resnet18", "scratch", "auc"): seeds})
+    differences = stats.paired_differences(results)
+    assert len(differences) == 1
+    row = differences.iloc[0]
+    assert (row["treatment"], row["baseline"]) == ("galaxy_sim", "scratch")
+    assert row["difference"] == 0.0 and row["ci_low"] == 0.0 and row["ci_high"] == 0.0
+    assert row["n_pairs"] == 4
+    assert "no evidence" in stats.verdict(_as_headline_row(row))
+
+
+def test_constant_shift_is_recovered_exactly_and_pairing_follows_the_seed():
+    scratch = [0.70, 0.90, 0.60, 0.80]
+    shift = 0.03
+    results = make_results(
+        {
+            ("resnet18", "scratch", "auc"): scratch,
+            ("resnet18", "galaxy_sim", "auc"): [v + shift for v in scratch],
+        }
+    )
+    # Rows in another order must not change the pairing.
+    shuffled = results.sample(frac=1.0, random_state=1)
+    row = stats.paired_differences(shuffled).iloc[0]
+    assert row["difference"] == pytest.approx(shift)
+    assert row["ci_low"] == pytest.approx(shift) and row["ci_high"] == pytest.approx(shift)
+    # An unpaired comparison would see the seeds' spread (0.6-0.9); the paired one does not.
+    assert row["treatment_mean"] - row["baseline_mean"] == pytest.approx(shift)
+    assert row["relative_difference"] == pytest.approx(shift / np.mean(scratch))
+
+
+def test_paired_differences_use_common_seeds_and_every_alternative():
+    results = make_results(
+        {
+            ("resnet18", "scratch", "auc"): [0.70, 0.72, 0.74],
+            ("resnet18", "synthetic", "auc"): [0.75, None, 0.79],
+            ("resnet18", "galaxy_sim", "auc"): [0.80, 0.83, 0.82],
+            ("resnet18", "galaxyzoo", "auc"): [0.85, 0.86, 0.87],
+            ("convnext_pico", "scratch", "auc"): [0.60, 0.61, 0.62],  # no galaxy init for this arch
+        }
+    )
+    table = stats.paired_differences(results, n_resamples=2000)
+    pairs = set(zip(table["treatment"], table["baseline"], strict=True))
+    # galaxyzoo (Zoobot) starts with "galaxy": it is galaxy pre-training, compared with the others.
+    assert pairs == {
+        ("galaxy_sim", "scratch"),
+        ("galaxy_sim", "synthetic"),
+        ("galaxyzoo", "scratch"),
+        ("galaxyzoo", "synthetic"),
+    }
+    assert set(table["arch"]) == {"resnet18"}
+    row = table[(table["treatment"] == "galaxy_sim") & (table["baseline"] == "synthetic")].iloc[0]
+    assert row["n_pairs"] == 2 and row["n_unpaired"] == 1
+    assert row["difference"] == pytest.approx(np.mean([0.80 - 0.75, 0.82 - 0.79]))
+
+
+def test_pooled_differences_pair_on_architecture_and_seed():
+    results = make_results(
+        {
+            ("resnet18", "scratch", "auc"): [0.70, 0.80],
+            ("resnet18", "galaxy_sim", "auc"): [0.72, 0.82],
+            ("convnext_pico", "scratch", "auc"): [0.50, 0.60],
+            ("convnext_pico", "galaxy_sim", "auc"): [0.54, 0.64],
+        }
+    )
+    pooled = stats.paired_differences(results, by=("task", "train_fraction", "metric"), n_resamples=4000)
+    row = pooled.iloc[0]
+    assert row["n_pairs"] == 4
+    assert row["difference"] == pytest.approx(0.03)
+    assert 0.02 - 1e-12 <= row["ci_low"] <= row["ci_high"] <= 0.04 + 1e-12
+
+
+def test_architecture_differences_against_the_custom_cnn():
+    results = make_results(
+        {
+            ("btsbot_cnn", "scratch", "f1"): [0.60, 0.62, 0.64],
+            ("resnet18", "scratch", "f1"): [0.65, 0.67, 0.69],
+            ("resnet18", "galaxy_sim", "f1"): [0.70, 0.72, None],
+        }
+    )
+    table = stats.architecture_differences(results, n_resamples=2000)
+    assert list(table["init"]) == ["scratch", "galaxy_sim"]
+    assert set(table["reference_init"]) == {"scratch"}
+    assert table["difference"].tolist() == pytest.approx([0.05, 0.10])
+    assert table["n_pairs"].tolist() == [3, 2]
+
+
+# ------------------------------------------------------------------------------------------
+# Binned metrics and predictions
+# ------------------------------------------------------------------------------------------
+
+
+def test_binned_metric_names_round_trip():
+    name = stats.binned_metric_name("completeness", 17.0, 17.25)
+    assert name == "completeness_17.00_17.25"
+    assert stats.parse_binned_metric(name) == ("completeness", 17.0, 17.25)
+    assert stats.parse_binned_metric("purity_18.25_18.50") == ("purity", 18.25, 18.5)
+    assert stats.parse_binned_metric("auc") is None
+    assert stats.parse_binned_metric("f1_macro") is None
+    with pytest.raises(ValueError, match="wrong way round"):
+        stats.parse_binned_metric("purity_18.50_18.25")
+    results = make_results(
+        {
+            ("resnet18", "scratch", "completeness_17.00_17.25"): [0.5],
+            ("resnet18", "scratch", "purity_17.25_17.50"): [0.6],
+            ("resnet18", "scratch", "auc"): [0.9],
+        }
+    )
+    binned = stats.binned_metrics(results)
+    assert sorted(binned["quantity"]) == ["completeness", "purity"]
+    assert sorted(binned["mag_center"]) == [17.125, 17.375]
+
+
+def test_confusion_tables_binary_and_multiclass():
+    binary = pd.DataFrame({"label": [0, 0, 1, 1, 1], "score": [0.1, 0.7, 0.9, 0.4, 0.5]})
+    table = stats.confusion_table(binary, normalise=False)
+    assert table.to_numpy().tolist() == [[1, 1], [1, 2]]  # a score of exactly 0.5 counts as positive
+    normalised = stats.confusion_table(binary)
+    assert normalised.to_numpy()[1].tolist() == pytest.approx([1 / 3, 2 / 3])
+    multi = pd.DataFrame(
+        {
+            "alert_class": ["sn", "sn", "var", "bogus"],
+            "score_sn": [0.8, 0.1, 0.1, 0.2],
+            "score_var": [0.1, 0.8, 0.7, 0.1],
+            "score_bogus": [0.1, 0.1, 0.2, 0.7],
+        }
+    )
+    table = stats.confusion_table(multi, normalise=False)
+    assert table.loc["sn", "sn"] == 1 and table.loc["sn", "var"] == 1 and table.loc["bogus", "bogus"] == 1
+
+
+# ------------------------------------------------------------------------------------------
+# Benchmark ratios, the headline table and its verdicts
+# ------------------------------------------------------------------------------------------
+
+
+def test_efficiency_ratios_use_the_fastest_variant_at_the_largest_batch():
+    ratios = stats.efficiency_ratios(make_benchmark()).set_index("model")
+    assert set(ratios.index) == {"resnet18", "convnext_pico"}
+    assert ratios.loc["resnet18", "variant"] == "channels_last"
+    assert ratios.loc["resnet18", "batch_size"] == 256
+    assert ratios.loc["resnet18", "speed_ratio"] == pytest.approx(2.0)
+    assert ratios.loc["resnet18", "memory_ratio"] == pytest.approx(0.5)
+    assert ratios.loc["convnext_pico", "speed_ratio"] == pytest.approx(0.5)
+    assert ratios.loc["convnext_pico", "params_ratio"] == pytest.approx(45.0)
+    eager = stats.efficiency_ratios(make_benchmark(), variant="eager", batch_size=1).set_index("model")
+    assert eager.loc["resnet18", "alerts_per_s"] == pytest.approx(200.0)
+
+
+def test_headline_table_states_the_measured_numbers():
+    results = make_results(
+        {
+            ("btsbot_cnn", "scratch", "roc_auc"): [0.70, 0.72, 0.74],
+            ("resnet18", "scratch", "roc_auc"): [0.75, 0.78, 0.76],
+            ("resnet18", "synthetic", "roc_auc"): [0.76, 0.79, 0.77],
+            ("resnet18", "galaxy_sim", "roc_auc"): [0.80, 0.83, 0.81],
+            ("btsbot_cnn", "scratch", "f1"): [0.50, 0.50, 0.50],
+            ("resnet18", "scratch", "f1"): [0.50, 0.50, 0.50],
+            ("resnet18", "galaxy_sim", "f1"): [0.50, 0.52, 0.48],
+        }
+    )
+    with pytest.warns(UserWarning, match="absent_metric"):
+        table = stats.headline_table(
+            results, make_benchmark(), accuracy_metrics=("auc", "f1", "absent_metric"), n_resamples=2000
+        )
+    assert set(table["claim"]) == {
+        stats.CLAIM_PRETRAINING,
+        stats.CLAIM_ACCURACY,
+        stats.CLAIM_SPEED,
+        stats.CLAIM_MEMORY,
+    }
+    pre = table[(table["claim"] == stats.CLAIM_PRETRAINING) & (table["metric"] == "roc_auc")]
+    versus_scratch = pre[pre["baseline"] == "scratch"].iloc[0]
+    assert versus_scratch["effect"] == pytest.approx(0.05)
+    assert versus_scratch["verdict"].startswith(
+        "galaxy_sim beats scratch on resnet18 by +0.050 roc_auc [+0.050, +0.050]"
+    )
+    versus_synthetic = pre[pre["baseline"] == "synthetic"].iloc[0]
+    assert versus_synthetic["effect"] == pytest.approx(0.04)
+    f1_row = table[(table["claim"] == stats.CLAIM_PRETRAINING) & (table["metric"] == "f1")].iloc[0]
+    assert f1_row["effect"] == pytest.approx(0.0)
+    assert "interval includes 0: no evidence" in f1_row["verdict"]
+    accuracy = table[(table["claim"] == stats.CLAIM_ACCURACY) & (table["metric"] == "roc_auc")]
+    assert accuracy["treatment"].tolist() == ["resnet18 (scratch)", "resnet18 (synthetic)", "resnet18 (galaxy_sim)"]
+    assert accuracy["effect"].tolist() == pytest.approx([0.13 / 3, 0.16 / 3, 0.28 / 3])
+    speed = table[table["claim"] == stats.CLAIM_SPEED].set_index("treatment")
+    assert speed.loc["resnet18", "effect"] == pytest.approx(2.0)
+    assert speed.loc["resnet18", "verdict"] == (
+        "resnet18 processes 2.00x the alerts per second of btsbot_cnn (cpu, float32, batch 256): faster."
+    )
+    assert speed.loc["convnext_pico", "verdict"].endswith(": slower.")
+    memory = table[table["claim"] == stats.CLAIM_MEMORY].set_index("treatment")
+    assert memory.loc["resnet18", "verdict"].endswith(
+        "0.50x the peak memory of btsbot_cnn (cpu, float32, batch 256): less memory."
+    )
+    assert stats.verdicts(table) == table["verdict"].tolist()
+
+
+def test_headline_with_one_seed_says_the_interval_is_degenerate():
+    results = make_results(
+        {("resnet18", "scratch", "auc"): [0.70], ("resnet18", "galaxy_gz1", "auc"): [0.75]},
+    )
+    table = stats.headline_table(results, accuracy_metrics=("auc",))
+    assert len(table) == 1  # no CNN, no benchmark: only the pre-training row
+    sentence = table["verdict"].iloc[0]
+    assert "+0.050 auc" in sentence and "single seed" in sentence and "degenerate" in sentence
+
+
+def _as_headline_row(row: pd.Series) -> dict:
+    return {
+        "claim": stats.CLAIM_PRETRAINING,
+        "metric": row["metric"],
+        "scope": row["arch"],
+        "treatment": row["treatment"],
+        "baseline": row["baseline"],
+        "n": row["n_pairs"],
+        "effect": row["difference"],
+        "effect_kind": "difference",
+        "ci_low": row["ci_low"],
+        "ci_high": row["ci_high"],
+        "relative_effect": row["relative_difference"],
+    }
+
+
+def test_verdict_direction_follows_the_metric():
+    row = {
+        "metric": "val_loss",
+        "scope": "resnet18",
+        "treatment": "galaxy_sim",
+        "baseline": "scratch",
+        "n": 3,
+        "effect": -0.2,
+        "effect_kind": "difference",
+        "ci_low": -0.3,
+        "ci_high": -0.1,
+        "relative_effect": math.nan,
+    }
+    assert stats.verdict(row).startswith("galaxy_sim beats scratch on resnet18 by -0.200 val_loss")
+    assert stats.verdict({**row, "metric": "auc"}).startswith("galaxy_sim is worse than scratch")
+    assert "no seeds in common" in stats.verdict({**row, "n": 0, "effect": math.nan})
