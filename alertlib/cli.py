@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("alertlib.info", "versions, device, offline mode, real data and weight files found"),
     "study": ("alertlib.study", "run the numbered notebooks in order with papermill, for one profile"),
     "models": ("alertlib.models_command", "parameters and multiply-adds per alert of every study architecture"),
+    "pretrain": ("alertlib.pretrain", "pre-train an encoder on galaxies or the synthetic corpus"),
+    "finetune": ("alertlib.finetune", "fine-tune one model on alert triplets and evaluate it"),
 }
 
 
