@@ -34,8 +34,9 @@ Skip reasons
 ``unknown codec``, ``unsupported schema``, ``corrupt parquet``, ``no cutouts``, ``missing cutout``,
 ``corrupt gzip``, ``bad FITS``, ``unreadable file``, ``cutout shapes differ``, ``cutout too large``, ``all-zero cutout``.
 
-Two stamp decoders give identical triplets: ``"fast"`` (isal/zlib gunzip plus :mod:`alertlib.fitsfast`)
-and ``"astropy"`` (``gzip`` plus ``astropy.io.fits``; the reference for tests and the benchmark).
+Two decoders give identical triplets: ``"fast"`` (this module's Avro container reader with cached
+schemas, ISA-L gunzip, :mod:`alertlib.fitsfast`) and ``"astropy"``, the conventional reference for
+tests and the benchmark (``fastavro.reader``, ``gzip``, ``astropy.io.fits``).
 """
 
 from __future__ import annotations
@@ -297,10 +298,27 @@ def _parquet_rows(data: bytes) -> list[dict]:
     return table.select(keep).to_pylist()
 
 
-def read_packet_file(path: str | Path) -> tuple[list[RawAlert], list[dict]]:
+def _fastavro_records(data: bytes) -> Iterator[dict]:
+    """The conventional reader (``fastavro.reader``), used by the reference decoder."""
+    import fastavro
+
+    try:
+        yield from fastavro.reader(io.BytesIO(data))
+    except ValueError as error:
+        reason = "unknown codec" if "codec" in str(error).lower() else "corrupt avro"
+        raise PacketError(reason, str(error)[:200]) from error
+    except EOFError as error:
+        raise PacketError("truncated avro", str(error)[:200] or "unexpected end of file") from error
+    except Exception as error:  # fastavro raises many types on bad bytes
+        raise PacketError("corrupt avro", f"{type(error).__name__}: {str(error)[:200]}") from error
+
+
+def read_packet_file(path: str | Path, reference: bool = False) -> tuple[list[RawAlert], list[dict]]:
     """Read one packet file: its alerts, and skip rows for what could not be read.
 
     A file that fails part-way keeps the alerts read before the failure; the failure is one skip row.
+    ``reference=True`` reads Avro with ``fastavro.reader`` instead of this module's container reader
+    (an independent path for the reference decoder and the tests).
     """
     path = Path(path)
     name = str(path)
@@ -312,7 +330,7 @@ def read_packet_file(path: str | Path) -> tuple[list[RawAlert], list[dict]]:
         if not data:
             raise PacketError("empty file", "0 bytes")
         if data.startswith(_AVRO_MAGIC):
-            records: Iterable[dict] = iter_avro_records(data)
+            records: Iterable[dict] = _fastavro_records(data) if reference else iter_avro_records(data)
         elif data.startswith(_PARQUET_MAGIC):
             records = _parquet_rows(data)
         elif data.startswith(_GZIP_MAGIC):
@@ -456,7 +474,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 def decode_file(path: str | Path, decoder: str = "fast") -> tuple[list[tuple[str, np.ndarray, dict]], list[dict], int]:
     """One file to ``([(dataset name, triplet, candidate row)], skip rows, alerts read)``."""
-    alerts, skipped = read_packet_file(path)
+    alerts, skipped = read_packet_file(path, reference=decoder == "astropy")
     decoded = []
     for alert in alerts:
         try:
