@@ -17,6 +17,7 @@ from . import __version__, set_offline_default
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("alertlib.info", "versions, device, offline mode, real data and weight files found"),
     "study": ("alertlib.study", "run the numbered notebooks in order with papermill, for one profile"),
+    "ingest": ("alertlib.ingest", "alert packets (ZTF, ATLAS, Rubin) to triplet datasets; --benchmark the decoder"),
     "models": ("alertlib.models_command", "parameters and multiply-adds per alert of every study architecture"),
     "pretrain": ("alertlib.pretrain", "pre-train an encoder on galaxies or the synthetic corpus"),
     "finetune": ("alertlib.finetune", "fine-tune one model on alert triplets and evaluate it"),
