@@ -1,0 +1,226 @@
+"""Every figure function runs on small tables, draws the numbers of its input, and saves PNG + PDF.
+
+All tables and arrays here are TEST FIXTURES made up in these test files; none is a study result.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from test_stats import make_benchmark, make_results  # tests/ is on sys.path under pytest
+
+from alertlib import figures, stats
+from alertlib.schema import load_schema
+
+# alertlib.figures never uses pyplot, so any backend works; Agg keeps the tests headless anyway.
+matplotlib.use("Agg")
+
+ARCHS_INITS = {
+    "btsbot_cnn": ("scratch",),
+    "resnet18": ("scratch", "synthetic", "galaxy_sim"),
+    "convnext_pico": ("scratch", "galaxy_sim"),
+}
+
+
+@pytest.fixture(scope="module")
+def results() -> pd.DataFrame:
+    """Test fixture: a results table with 3 seeds, 3 training fractions and binned metrics."""
+    rng = np.random.default_rng(0)
+    values = {}
+    frames = []
+    for fraction in (0.1, 0.5, 1.0):
+        values = {}
+        for arch, inits in ARCHS_INITS.items():
+            for position, init in enumerate(inits):
+                level = 0.70 + 0.05 * position + 0.1 * fraction
+                values[(arch, init, "auc")] = list(level + rng.normal(0, 0.01, 3))
+                for low in (17.0, 17.25, 17.5):
+                    for quantity in ("completeness", "purity"):
+                        name = stats.binned_metric_name(quantity, low, low + 0.25)
+                        values[(arch, init, name)] = list(
+                            np.clip(level - 0.1 * (low - 17) + rng.normal(0, 0.02, 3), 0, 1)
+                        )
+        frames.append(make_results(values, train_fraction=fraction))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def predictions() -> pd.DataFrame:
+    """Test fixture: binary test predictions of two initialisations x two seeds."""
+    rng = np.random.default_rng(1)
+    frames = []
+    for init, separation in (("scratch", 0.5), ("galaxy_sim", 1.5)):
+        for seed in (0, 1):
+            labels = rng.integers(0, 2, 80)
+            logits = separation * (2 * labels - 1) + rng.normal(0, 1, 80)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "objectId": [f"ZTF{i:05d}" for i in range(80)],
+                        "candid": np.arange(80),
+                        "label": labels,
+                        "score": 1 / (1 + np.exp(-logits)),
+                        "arch": "resnet18",
+                        "init": init,
+                        "seed": seed,
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _saved(figure, name, tmp_path):
+    paths = figures.save_figure(figure, name, out_dir=tmp_path)
+    assert [p.name for p in paths] == [f"{name}.png", f"{name}.pdf"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths[1].read_bytes()[:5] == b"%PDF-"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(f".{name}")) == []  # no temp files left
+    return paths
+
+
+def test_save_figure_is_reproducible_and_checks_the_name(tmp_path, monkeypatch):
+    figure, axes = figures.new_figure()
+    axes[0, 0].plot([0, 1], [0, 1])
+    first = [p.read_bytes() for p in _saved(figure, "line", tmp_path)]
+    second = [p.read_bytes() for p in figures.save_figure(figure, "line.png", out_dir=tmp_path)]
+    assert first == second  # no dates in the files: the same figure gives the same bytes
+    monkeypatch.setenv("ALERTLIB_FIGURES", str(tmp_path / "env"))
+    assert figures.save_figure(figure, "default_place")[0].parent == tmp_path / "env"
+    with pytest.raises(ValueError, match="plain file stem"):
+        figures.save_figure(figure, "sub/name", out_dir=tmp_path)
+
+
+def test_colours_and_markers_are_consistent():
+    assert figures.init_colour("galaxy_sim") == figures.INIT_COLOURS["galaxy_sim"]
+    known = [figures.init_colour(i) for i in stats.INIT_ORDER]
+    assert len(set(known)) == len(known)
+    assert figures.init_colour("my_new_init") == figures.init_colour("my_new_init")
+    assert figures.arch_marker("convnext_pico.d1_in1k") == figures.arch_marker("convnext_pico")
+
+
+def test_metric_by_arch_init_draws_the_summary_numbers(results, tmp_path):
+    summary = stats.summarise_over_seeds(results, ["auc"], n_resamples=500)
+    figure = figures.plot_metric_by_arch_init(summary, "auc")
+    ax = figure.axes[0]
+    drawn = sorted(y for container in ax.containers for y in container.lines[0].get_ydata())
+    expected = summary[(summary["train_fraction"] == 1.0) & (summary["arch"] != "btsbot_cnn")]["mean"]
+    assert drawn == pytest.approx(sorted(expected))
+    reference = summary[(summary["train_fraction"] == 1.0) & (summary["arch"] == "btsbot_cnn")]["mean"].iloc[0]
+    assert any(line.get_ydata()[0] == pytest.approx(reference) for line in ax.get_lines())
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["resnet18", "convnext_pico"]
+    _saved(figure, "metric_by_arch_init", tmp_path)
+    # The raw results table works too (summarised inside).
+    _saved(figures.plot_metric_by_arch_init(results, "auc"), "metric_raw", tmp_path)
+
+
+def test_data_efficiency_and_completeness_purity(results, tmp_path):
+    summary = stats.summarise_over_seeds(results, n_resamples=300)
+    figure = figures.plot_data_efficiency(summary, "auc", archs=["resnet18"])
+    xs = {x for container in figure.axes[0].containers for x in container.lines[0].get_xdata()}
+    assert xs == {0.1, 0.5, 1.0}
+    _saved(figure, "data_efficiency", tmp_path)
+    figure = figures.plot_completeness_purity(summary, archs=["resnet18"])
+    assert [ax.get_ylabel() for ax in figure.axes] == ["completeness", "purity"]
+    centres = {x for container in figure.axes[0].containers for x in container.lines[0].get_xdata()}
+    assert min(centres) > 17.0 and max(centres) < 17.75
+    _saved(figure, "completeness_purity", tmp_path)
+    with pytest.raises(ValueError, match="no binned metrics"):
+        figures.plot_completeness_purity(results[results["metric"] == "auc"])
+
+
+def test_roc_curves_and_confusion_matrices(predictions, tmp_path):
+    figure = figures.plot_roc_curves(predictions)
+    labels = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert labels[0].startswith("scratch: AUC") and labels[1].startswith("galaxy_sim: AUC")
+    from sklearn.metrics import roc_auc_score
+
+    expected = np.mean(
+        [
+            roc_auc_score(run["label"], run["score"])
+            for _, run in predictions[predictions["init"] == "scratch"].groupby("seed")
+        ]
+    )
+    assert f"AUC {expected:.3f} (2 runs)" in labels[0]
+    _saved(figure, "roc", tmp_path)
+    figure = figures.plot_confusion_matrices(predictions, class_names=["rejected", "BTS"])
+    assert len(figure.axes) == 2
+    _saved(figure, "confusion", tmp_path)
+    multi = pd.DataFrame(
+        {
+            "alert_class": ["sn", "sn", "var", "bogus", "var"],
+            "predicted_class": ["sn", "var", "var", "bogus", "var"],
+            "init": "scratch",
+        }
+    )
+    _saved(figures.plot_confusion_matrices(multi), "confusion_multi", tmp_path)
+
+
+def test_speed_memory(tmp_path):
+    figure = figures.plot_speed_memory(make_benchmark())
+    throughput = figure.axes[0]
+    points = sorted(tuple(c.get_offsets()[0]) for c in throughput.collections)
+    # Fastest variant (channels_last, 1.5x) at batch 256 for each model.
+    assert points == sorted([(2.0e5, 1500.0), (1.1e7, 3000.0), (9.0e6, 750.0)])
+    _saved(figure, "speed_memory", tmp_path)
+
+
+def test_example_images(tmp_path):
+    rng = np.random.default_rng(2)
+    schema = load_schema()
+    columns = schema.question("smooth-or-featured").columns(schema.suffix)
+    catalog = pd.DataFrame(rng.integers(0, 20, size=(6, 3)), columns=columns).assign(id_str=[f"g{i}" for i in range(6)])
+    catalog.loc[0, columns] = [30, 10, 0]
+    galaxies = rng.random((6, 32, 32, 3))
+    figure = figures.plot_galaxy_grid(galaxies, catalog, n=6, ncols=3)
+    texts = [ax.get_xlabel() for ax in figure.axes]
+    assert texts[0] == "smooth 0.75\nfeatured-or-disk 0.25\nartifact 0.00"
+    _saved(figure, "galaxies", tmp_path)
+    gz1 = pd.DataFrame({"OBJID": range(4), "CLASS": [0, 1, 3, 5]})
+    _saved(
+        figures.plot_galaxy_grid(rng.random((4, 3, 16, 16)), gz1, label_column="CLASS", id_column="OBJID"),
+        "gz1",
+        tmp_path,
+    )
+    triplets = rng.normal(size=(10, 63, 63, 3)).astype(np.float32)
+    labels = np.array([0, 1] * 5)
+    figure = figures.plot_triplet_examples(
+        triplets, labels, {0: "rejected", 1: "BTS"}, n_per_class=2, scores=rng.random(10)
+    )
+    assert [ax.get_ylabel() for ax in figure.axes if ax.get_ylabel()] == ["rejected", "BTS"]
+    _saved(figure, "triplets", tmp_path)
+
+
+def test_embeddings_and_training_curves(tmp_path):
+    rng = np.random.default_rng(3)
+    labels = np.repeat([0, 1], 30)
+    embeddings = {
+        "galaxy_sim": rng.normal(size=(60, 8)) + labels[:, None] * 3.0,
+        "scratch": rng.normal(size=(60, 8)),
+    }
+    coordinates = figures.embed_2d(embeddings["galaxy_sim"], method="tsne", perplexity=10, tsne_max_iter=250)
+    assert coordinates.shape == (60, 2)
+    assert np.array_equal(
+        coordinates, figures.embed_2d(embeddings["galaxy_sim"], method="tsne", perplexity=10, tsne_max_iter=250)
+    )
+    figure = figures.plot_embeddings(
+        embeddings, labels, ["rejected", "BTS"], method="tsne", perplexity=10, tsne_max_iter=250
+    )
+    assert [ax.get_title() for ax in figure.axes] == ["scratch (t-SNE)", "galaxy_sim (t-SNE)"]
+    _saved(figure, "embeddings", tmp_path)
+    if not figures.umap_available():
+        with pytest.raises(ImportError, match="umap-learn"):
+            figures.embed_2d(embeddings["scratch"], method="umap")
+    curves = pd.concat(
+        [
+            pd.DataFrame(
+                {"epoch": range(5), "train_loss": np.linspace(1, 0.3, 5), "val_loss": np.linspace(1.1, 0.5, 5)}
+            ).assign(arch="resnet18", init=init, seed=seed)
+            for init in ("scratch", "galaxy_sim")
+            for seed in (0, 1)
+        ]
+    )
+    figure = figures.plot_training_curves(curves)
+    assert len(figure.axes[0].get_lines()) == 8  # 2 inits x 2 seeds x (train, validation)
+    _saved(figure, "training_curves", tmp_path)
