@@ -10,10 +10,12 @@ the runs whose results already exist.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from .paths import PACKAGE_DIR, REPO_ROOT
@@ -61,6 +63,133 @@ def load_profile(name: str, extra_file: str | os.PathLike | None = None) -> dict
         resolved = _merge(resolved, {k: v for k, v in profiles[link].items() if k != "inherit"})
     resolved["profile"] = name
     return resolved
+
+
+# --- the grid of runs -------------------------------------------------------------------------------
+
+HUB_INITS = ("imagenet", "galaxyzoo")
+PRETRAIN_INIT_OF_CORPUS = {"galaxy": "galaxy_sim", "gz1": "galaxy_gz1", "synthetic": "synthetic"}
+
+
+def study_dir(profile: dict) -> Path:
+    """Where a profile's results, checkpoints and predictions go: ``data/study/<profile>``."""
+    from .paths import data_dir
+
+    return data_dir() / "study" / profile["profile"]
+
+
+def _job_dir(root: Path, config: dict, run_id: str) -> Path:
+    """A readable, unique folder for one run: ``<task>_<arch>_<init>_f<fraction>_s<seed>_<run id>``."""
+    label = config.get("task") or config.get("corpus")
+    init = config.get("pretrain_init") or config.get("init")
+    fraction = float(config.get("train_fraction", 1.0))
+    return root / f"{label}_{config['arch']}_{init}_f{fraction:g}_s{config['seed']}_{run_id[:8]}"
+
+
+def pretrain_jobs(profile: dict, galaxy_catalog: str | Path | None, gz1_folder: str | Path | None = None) -> list[dict]:
+    """The pre-training runs of a profile: every architecture x corpus in its ``pretrain`` block.
+
+    ``galaxy`` needs the simulated Galaxy Zoo catalog; ``gz1`` needs the real Galaxy Zoo 1 folder and
+    is left out (and said so by :func:`run_pretrain_jobs`) when that folder is absent.
+    """
+    block = dict(profile["pretrain"])
+    archs, corpora = block.pop("archs"), block.pop("corpora")
+    settings = {k: v for k, v in block.items() if k not in ("gz1",)}
+    jobs = []
+    for arch in archs:
+        for corpus in corpora:
+            config = {**settings, "arch": arch, "corpus": corpus, "seed": profile.get("seed", 0)}
+            if corpus == "galaxy":
+                config["catalog"] = str(galaxy_catalog)
+            elif corpus == "gz1":
+                if gz1_folder is None:
+                    continue
+                config.update(catalog=str(gz1_folder), **block.get("gz1", {}))
+            jobs.append(config)
+    return jobs
+
+
+def run_jobs(kind: str, configs: list[dict], root: str | Path, progress: bool = True) -> pd.DataFrame:
+    """Run pre-training (``kind="pretrain"``) or fine-tuning jobs, skipping those already finished.
+
+    Each job writes into its own folder under ``root/<kind>``; a job whose results exist is read back,
+    so a study that was stopped resumes where it stopped, losing no finished run.
+    """
+    from tqdm.auto import tqdm
+
+    from . import finetune, pretrain
+
+    module = pretrain if kind == "pretrain" else finetune
+    run = pretrain.run_pretrain if kind == "pretrain" else finetune.run_finetune
+    tables = []
+    bar = tqdm(configs, desc=kind, unit="run", disable=not progress)
+    for config in bar:
+        full = module.full_config(config)
+        out_dir = _job_dir(Path(root) / kind, full, finetune.config_run_id(full))
+        bar.set_postfix_str(out_dir.name)
+        table = run(config, out_dir)
+        tables.append(table.assign(run_dir=str(out_dir)))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def checkpoints_of(pretrain_results: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(arch, init) -> encoder checkpoint path, from the table :func:`run_jobs` returned for pre-training."""
+    runs = pretrain_results.drop_duplicates("run_dir")
+    checkpoints = {}
+    for _, row in runs.iterrows():
+        config = json.loads(row["config"])
+        checkpoints[(row["arch"], config["pretrain_init"])] = str(Path(row["run_dir"]) / "encoder.pt")
+    return checkpoints
+
+
+def finetune_jobs(
+    profile: dict, alerts_dir: str | Path, checkpoints: dict[tuple[str, str], str]
+) -> tuple[list[dict], list[str]]:
+    """The fine-tuning runs of a profile, and notes on the runs left out (with the reason).
+
+    Each grid in the ``finetune.grids`` block is architecture x initialisation x training fraction x
+    seed for one task. The classic baselines (``btsbot_cnn``, ``braai_vgg``) are trained from scratch
+    only. ``imagenet``/``galaxyzoo`` runs are included only when their weights can be had (a local file,
+    the cache, or ``--online``); our own pre-trainings only when :func:`run_jobs` produced a checkpoint.
+    """
+    from .models import CLASSIC_ARCHS
+    from .weights import WeightsNotAvailable, resolve_weights
+
+    block = dict(profile["finetune"])
+    grids, seeds = block.pop("grids"), block.pop("seeds")
+    jobs, notes = [], []
+    for grid_name, grid in grids.items():
+        for arch in grid["archs"]:
+            for init in grid["inits"]:
+                if arch in CLASSIC_ARCHS and init != "scratch":
+                    continue
+                extra = {}
+                if init in HUB_INITS:
+                    try:
+                        resolve_weights(arch, init)
+                    except WeightsNotAvailable as error:
+                        notes.append(f"{grid_name}: {arch}/{init} left out: {error}")
+                        continue
+                elif init != "scratch":
+                    if (arch, init) not in checkpoints:
+                        notes.append(f"{grid_name}: {arch}/{init} left out: no pre-trained checkpoint in this profile")
+                        continue
+                    extra["checkpoint"] = checkpoints[(arch, init)]
+                for fraction in grid.get("train_fractions", [1.0]):
+                    for seed in seeds:
+                        jobs.append(
+                            {
+                                **block,
+                                "data": str(alerts_dir),
+                                "task": grid["task"],
+                                "arch": arch,
+                                "init": init,
+                                "train_fraction": fraction,
+                                "seed": seed,
+                                **extra,
+                            }
+                        )
+    return jobs, notes
 
 
 def notebook_paths(profile: dict) -> list[Path]:
