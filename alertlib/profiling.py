@@ -1,0 +1,1044 @@
+"""Efficiency benchmark: inference speed and memory of every model, side by side with btsbot, against the device's limit.
+
+What is measured, for each model of the study (:data:`alertlib.models.STUDY_ARCHS`), each
+implementation (``alertlib``: our :func:`alertlib.models.create_model`; ``btsbot``: the ``btsbot``
+package's own classes ``um_cnn``, ``ConvNeXt`` and ``MaxViT`` for the same architecture), each number
+format (``float32``; ``bfloat16``) and each inference variant (:data:`VARIANTS`):
+
+- ``alerts_per_s`` and ``latency_ms`` (one forward pass of a batch) at each batch size: warm-up
+  calls first, then repeated calls until both a minimum count and a minimum time are reached; the
+  median is reported with its inter-quartile range. GPU calls are timed with CUDA events.
+- ``peak_mem_mb``: the memory the model and its inference take beyond an idle process. On CPU, the
+  peak resident set size (``getrusage``) of an isolated subprocess, minus its resident size before
+  the model was built; on GPU, ``torch.cuda.max_memory_allocated`` (weights, activations and
+  workspace; not the CUDA context). Each (model, implementation, format, variant) runs in its own
+  subprocess and its batch sizes in increasing order, so the peak after batch ``b`` is that of
+  batch ``b``.
+- ``params`` and ``macs`` (multiply-adds per alert, ``torch.utils.flop_counter``).
+- **the limit**: the device's own rate on a large matrix product (float32, and bfloat16 where
+  asked), measured at the start and at the end of the same run (the better of the two is the
+  ceiling, both are kept); ``limit_fraction`` = achieved FLOP/s (2 x ``macs`` x ``alerts_per_s``)
+  divided by the ceiling of the same format.
+
+Every row carries the machine stamp (:func:`alertlib.provenance.machine_stamp`) and the code version.
+float32 means strict float32 on GPU: TF32 is switched off for both the models and the ceiling, so
+the fraction compares like with like.
+
+The btsbot package cannot be imported whole without its heavy dependencies; only its
+``architectures.py`` file is loaded (:func:`load_btsbot_architectures`), which needs torch and timm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .paths import REPO_ROOT, data_dir
+
+IMPLS = ("alertlib", "btsbot")
+# eager: the module as built; channels_last: NHWC memory format for weights and inputs;
+# compile: torch.compile (inductor, weights frozen as constants); compile_channels_last: both.
+VARIANTS = ("eager", "channels_last", "compile", "compile_channels_last")
+DTYPES = ("float32", "bfloat16")
+STAMP_SIDE = 63
+
+# Our architecture name -> the btsbot class that builds the same network.
+BTSBOT_CLASSES = {
+    "btsbot_cnn": "um_cnn",
+    "convnext_pico": "ConvNeXt",
+    "convnext_nano": "ConvNeXt",
+    "maxvit_tiny_rw_224": "MaxViT",
+}
+# The authors' head sizes (STUDY_NOTES.md), in btsbot's config keys.
+BTSBOT_HEAD_CONFIG = {"fc1_neurons": 256, "fc2_neurons": 8, "dropout": 0.7}
+# Models too slow to benchmark on a laptop CPU (MaxViT sees 224x224 inputs): GPU only by default.
+GPU_ONLY_MODELS = ("maxvit_tiny_rw_224",)
+
+# The columns of a benchmark table, in order; the machine stamp's keys follow.
+ROW_COLUMNS = (
+    "model",
+    "impl",
+    "device",
+    "dtype",
+    "variant",
+    "batch_size",
+    "input_size",
+    "alerts_per_s",
+    "alerts_per_s_q25",
+    "alerts_per_s_q75",
+    "latency_ms",
+    "latency_iqr_ms",
+    "repeats",
+    "first_call_s",
+    "peak_mem_mb",
+    "params",
+    "macs",
+    "achieved_flops",
+    "ceiling_flops",
+    "ceiling_start_flops",
+    "ceiling_end_flops",
+    "ceiling_matmul_size",
+    "limit_fraction",
+    "status",
+    "note",
+    "code_version",
+    "measured_at",
+)
+
+TABLES_DIR_NAME = "benchmarks"
+
+
+def benchmark_tables_dir() -> Path:
+    """Folder of committed benchmark tables (``data/benchmarks``)."""
+    return data_dir() / TABLES_DIR_NAME
+
+
+# ----------------------------------------------------------------------------------------------
+# The models: ours and btsbot's
+# ----------------------------------------------------------------------------------------------
+
+
+def btsbot_architectures_file() -> Path:
+    """Where btsbot's ``architectures.py`` is: ``$ALERTLIB_BTSBOT_ARCHITECTURES``, else the installed package.
+
+    Raises
+    ------
+    FileNotFoundError
+        When btsbot is not installed; says how to install it.
+    """
+    env = os.environ.get("ALERTLIB_BTSBOT_ARCHITECTURES")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise FileNotFoundError(f"$ALERTLIB_BTSBOT_ARCHITECTURES points to {path}, which does not exist")
+        return path
+    # find_spec on a top-level package locates it without running its __init__ (which needs `datasets`).
+    spec = importlib.util.find_spec("btsbot")
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            candidate = Path(folder) / "architectures.py"
+            if candidate.is_file():
+                return candidate
+    raise FileNotFoundError(
+        "the btsbot package is not installed, so its models cannot be benchmarked side by side: "
+        "run `.venv/bin/pip install --no-deps btsbot==2.0.7` (make setup does), or set "
+        "$ALERTLIB_BTSBOT_ARCHITECTURES to a copy of btsbot/architectures.py, or pass --impls alertlib"
+    )
+
+
+def load_btsbot_architectures():
+    """btsbot's ``architectures`` module, loaded from its file alone (the package import needs ``datasets``)."""
+    module = sys.modules.get("_btsbot_architectures")
+    if module is not None:
+        return module
+    path = btsbot_architectures_file()
+    spec = importlib.util.spec_from_file_location("_btsbot_architectures", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules["_btsbot_architectures"] = module
+    return module
+
+
+def btsbot_config(arch: str) -> dict:
+    """The config btsbot's class needs to build ``arch`` from scratch, with the same sizes as ours."""
+    from .models import BTSBOT_CNN_CONFIG, STAMP_SIZE
+
+    if arch not in BTSBOT_CLASSES:
+        raise KeyError(f"btsbot has no class for {arch!r}; it has: {', '.join(BTSBOT_CLASSES)}")
+    if arch == "btsbot_cnn":
+        return {**BTSBOT_CNN_CONFIG, "image_size": STAMP_SIZE}
+    return {"model_kind": arch, "pretrained": False, **BTSBOT_HEAD_CONFIG}
+
+
+def build_model(arch: str, impl: str = "alertlib"):
+    """A freshly initialised model: ours (:func:`alertlib.models.create_model`) or btsbot's class for ``arch``."""
+    if impl == "alertlib":
+        from .models import create_model
+
+        return create_model(arch, "scratch", num_outputs=1)
+    if impl == "btsbot":
+        architectures = load_btsbot_architectures()
+        return getattr(architectures, BTSBOT_CLASSES[arch])(btsbot_config(arch))
+    raise ValueError(f"unknown implementation {impl!r}; use one of {IMPLS}")
+
+
+def count_macs(model, images) -> int:
+    """Multiply-adds of one forward pass of ``images`` (FLOPs / 2, ``torch.utils.flop_counter``)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(images)
+    return int(counter.get_total_flops() // 2)
+
+
+def model_params_and_macs(arch: str, impl: str = "alertlib") -> tuple[int, int]:
+    """Parameters and multiply-adds per 63x63 alert: :func:`alertlib.models.model_cost` for ours, counted for btsbot's."""
+    import torch
+
+    from .models import count_parameters, model_cost
+
+    if impl == "alertlib":
+        cost = model_cost(arch)
+        return int(cost["params"]), int(cost["macs"])
+    model = build_model(arch, impl).eval()
+    return count_parameters(model), count_macs(model, torch.zeros(1, 3, STAMP_SIDE, STAMP_SIDE))
+
+
+# ----------------------------------------------------------------------------------------------
+# Inference variants
+# ----------------------------------------------------------------------------------------------
+
+
+def torch_dtype(dtype: str):
+    """``"float32"`` / ``"bfloat16"`` -> the torch dtype."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of {DTYPES}")
+    return getattr(torch, dtype)
+
+
+def uses_channels_last(variant: str) -> bool:
+    """Whether the variant keeps weights and inputs in channels-last (NHWC) memory format."""
+    return variant in ("channels_last", "compile_channels_last")
+
+
+def prepare_for_inference(model, variant: str = "eager", device: str = "cpu", dtype: str = "float32"):
+    """Put ``model`` in eval mode on ``device`` in ``dtype``, in the memory format and form of ``variant``.
+
+    ``compile`` variants use ``torch.compile`` with the weights frozen as constants (inductor's
+    ``freezing``), which lets it fold batch norms and pre-pack weights; call the result under
+    ``torch.inference_mode()``.
+    """
+    import torch
+
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; use one of {VARIANTS}")
+    model = model.eval().to(device=device, dtype=torch_dtype(dtype))
+    if uses_channels_last(variant):
+        model = model.to(memory_format=torch.channels_last)
+    if variant.startswith("compile"):
+        model = torch.compile(model, options={"freezing": True})
+    return model
+
+
+def best_inference_variant(
+    arch: str,
+    device: str = "cpu",
+    dtype: str = "float32",
+    batch_size: int | None = None,
+    table=None,
+    allow_compile: bool = True,
+) -> str:
+    """The fastest measured variant for ``arch`` on this kind of device, from benchmark tables.
+
+    Parameters
+    ----------
+    arch:
+        The architecture's name.
+    device:
+        ``cpu`` or ``cuda`` (``cuda:1`` counts as ``cuda``).
+    dtype:
+        Number format of the rows to compare.
+    batch_size:
+        Compare at the measured batch size nearest to this one; None for the largest measured.
+    table:
+        A benchmark table; None reads every table in ``data/benchmarks/``.
+    allow_compile:
+        False leaves out the ``compile`` variants (which spend seconds compiling on first use).
+
+    Returns
+    -------
+    str
+        A name from :data:`VARIANTS`; ``eager`` when no measurement of ``arch`` exists.
+    """
+    table = load_benchmark_tables() if table is None else table
+    if table is None or len(table) == 0:
+        return "eager"
+    rows = table[
+        (table["model"] == arch)
+        & (table["impl"] == "alertlib")
+        & (table["device"] == device.split(":")[0])
+        & (table["dtype"] == dtype)
+        & (table["status"] == "ok")
+    ]
+    if not allow_compile:
+        rows = rows[~rows["variant"].str.startswith("compile")]
+    if rows.empty:
+        return "eager"
+    sizes = sorted(rows["batch_size"].unique())
+    nearest = sizes[-1] if batch_size is None else min(sizes, key=lambda size: (abs(size - batch_size), -size))
+    at_size = rows[rows["batch_size"] == nearest]
+    # Only variants measured at that size compete; the median rate decides.
+    return str(at_size.loc[at_size["alerts_per_s"].idxmax(), "variant"])
+
+
+def optimise_for_inference(
+    model,
+    device: str = "cpu",
+    dtype: str = "float32",
+    batch_size: int | None = None,
+    variant: str | None = None,
+    allow_compile: bool = True,
+):
+    """Prepare a model for inference in the fastest variant measured for its architecture.
+
+    Parameters
+    ----------
+    model:
+        A model from :func:`alertlib.models.create_model` (its ``arch`` attribute picks the rows).
+    variant:
+        Force a variant; None asks :func:`best_inference_variant`.
+
+    Returns
+    -------
+    (model, variant)
+        The prepared model and the variant used. Feed it inputs in the same memory format
+        (:func:`uses_channels_last`) and call it under ``torch.inference_mode()``.
+    """
+    if variant is None:
+        arch = getattr(model, "arch", None)
+        variant = (
+            best_inference_variant(arch, device, dtype, batch_size, allow_compile=allow_compile) if arch else "eager"
+        )
+    return prepare_for_inference(model, variant, device, dtype), variant
+
+
+# ----------------------------------------------------------------------------------------------
+# Timing and memory
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Summary of repeated timed calls (seconds)."""
+
+    median_s: float
+    q25_s: float
+    q75_s: float
+    repeats: int
+    first_call_s: float
+
+    @property
+    def iqr_s(self) -> float:
+        return self.q75_s - self.q25_s
+
+
+def summarise_times(seconds: list[float], first_call_s: float = math.nan) -> Timing:
+    """Median and quartiles of call times."""
+    import numpy as np
+
+    if not seconds:
+        raise ValueError("no timed calls to summarise")
+    q25, median, q75 = np.percentile(np.asarray(seconds, dtype=float), [25, 50, 75])
+    return Timing(float(median), float(q25), float(q75), len(seconds), float(first_call_s))
+
+
+def time_calls(
+    call,
+    device: str = "cpu",
+    warmup: int = 2,
+    min_repeats: int = 5,
+    max_repeats: int = 30,
+    min_time_s: float = 1.0,
+) -> Timing:
+    """Time ``call()`` after ``warmup`` calls: at least ``min_repeats`` calls and ``min_time_s`` seconds.
+
+    On CUDA each call is bracketed by CUDA events (device time, not host time).
+    """
+    import torch
+
+    on_cuda = device.startswith("cuda")
+    first_call_s = math.nan
+    for index in range(max(warmup, 1)):
+        start = time.perf_counter()
+        call()
+        if on_cuda:
+            torch.cuda.synchronize(device)
+        if index == 0:
+            first_call_s = time.perf_counter() - start
+    seconds: list[float] = []
+    spent = 0.0
+    while len(seconds) < max_repeats and (len(seconds) < min_repeats or spent < min_time_s):
+        if on_cuda:
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            call()
+            end.record()
+            end.synchronize()
+            seconds.append(begin.elapsed_time(end) / 1000.0)
+        else:
+            start = time.perf_counter()
+            call()
+            seconds.append(time.perf_counter() - start)
+        spent += seconds[-1]
+    return summarise_times(seconds, first_call_s)
+
+
+def current_rss_bytes() -> int:
+    """Resident set size of this process now (Linux ``/proc``; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (``getrusage``)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports kilobytes, macOS bytes.
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def set_float32_strict(device: str) -> None:
+    """Float32 means float32: switch TF32 off on CUDA for matrix products and convolutions."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+
+def measure_matmul_ceiling(
+    device: str = "cpu",
+    dtype: str = "float32",
+    sizes: list[int] | tuple[int, ...] | None = None,
+    warmup: int = 2,
+    repeats: int = 5,
+) -> dict:
+    """The device's own rate on large square matrix products: the limit a model's FLOP/s is compared to.
+
+    Parameters
+    ----------
+    sizes:
+        Matrix sides to try; the best median rate over them is the ceiling. Default (1024, 2048)
+        on CPU and (4096, 8192) on GPU.
+
+    Returns
+    -------
+    dict
+        ``{"device", "dtype", "flops", "size", "per_size"}``: FLOP/s (2 n^3 / median time) of the
+        best size, that size, and the rate of each size.
+    """
+    import torch
+
+    set_float32_strict(device)
+    sizes = tuple(sizes or ((4096, 8192) if device.startswith("cuda") else (1024, 2048)))
+    generator = torch.Generator().manual_seed(0)
+    per_size = {}
+    for size in sizes:
+        left = torch.randn(size, size, generator=generator).to(device=device, dtype=torch_dtype(dtype))
+        right = torch.randn(size, size, generator=generator).to(device=device, dtype=torch_dtype(dtype))
+        timing = time_calls(
+            lambda left=left, right=right: torch.matmul(left, right),
+            device,
+            warmup=warmup,
+            min_repeats=repeats,
+            max_repeats=repeats,
+            min_time_s=0.0,
+        )
+        per_size[int(size)] = 2.0 * size**3 / timing.median_s
+        del left, right
+    best = max(per_size, key=per_size.get)
+    return {"device": device, "dtype": dtype, "flops": per_size[best], "size": best, "per_size": per_size}
+
+
+def limit_fraction(macs: float, alerts_per_s: float, ceiling_flops: float) -> float:
+    """Achieved FLOP/s (2 x multiply-adds per alert x alerts per second) over the device's ceiling."""
+    if not ceiling_flops or ceiling_flops <= 0:
+        return math.nan
+    return 2.0 * macs * alerts_per_s / ceiling_flops
+
+
+# ----------------------------------------------------------------------------------------------
+# One measurement job, run in an isolated subprocess
+# ----------------------------------------------------------------------------------------------
+
+
+def _example_alerts(batch_size: int, device: str, dtype: str, channels_last: bool, seed: int):
+    """Random triplets with the scale of L2-normalised cutouts (each cutout's norm about 1)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randn(batch_size, 3, STAMP_SIDE, STAMP_SIDE, generator=generator) / STAMP_SIDE
+    images = images.to(device=device, dtype=torch_dtype(dtype))
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+def _first_use_of_kernels(device: str, dtype: str) -> None:
+    """A tiny convolution and matrix product, so that library start-up is not counted as a model's memory."""
+    import torch
+
+    images = torch.ones(2, 3, 8, 8, device=device, dtype=torch_dtype(dtype))
+    weight = torch.ones(4, 3, 3, 3, device=device, dtype=torch_dtype(dtype))
+    with torch.inference_mode():
+        features = torch.nn.functional.conv2d(images, weight).flatten(1)
+        features @ features.T
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    return "out of memory" in str(error).lower() or type(error).__name__ == "OutOfMemoryError"
+
+
+def measure_job(job: dict) -> list[dict]:
+    """Build one model in one variant and time it at each batch size (in increasing order), in this process.
+
+    ``job`` holds ``model``, ``impl``, ``device``, ``dtype``, ``variant``, ``batch_sizes``,
+    ``threads``, ``seed`` and the timing settings ``warmup``, ``min_repeats``, ``max_repeats``,
+    ``min_time_s``. Returns one partial row per batch size (no ceiling, no stamp); a batch size that
+    runs out of memory gives a row with ``status="oom"`` and ends the job.
+    """
+    import torch
+
+    if job.get("threads"):
+        torch.set_num_threads(int(job["threads"]))
+    device, dtype, variant = job["device"], job["dtype"], job["variant"]
+    set_float32_strict(device)
+    on_cuda = device.startswith("cuda")
+    # Imports and the first use of the device's kernels happen before the baseline: they are not
+    # this model's inference. Counting multiply-adds (on another instance) waits until the end, so
+    # that memory it frees cannot be reused unseen by the timed model.
+    import timm  # noqa: F401
+    import torch.utils.flop_counter  # noqa: F401
+
+    from . import models  # noqa: F401
+
+    if job["impl"] == "btsbot":
+        load_btsbot_architectures()
+    _first_use_of_kernels(device, dtype)
+    gc.collect()
+    baseline = torch.cuda.memory_allocated(device) if on_cuda else current_rss_bytes()
+    torch.manual_seed(int(job["seed"]))
+    model = build_model(job["model"], job["impl"])
+    runnable = prepare_for_inference(model, variant, device, dtype)
+    rows = []
+    for batch_size in sorted(int(size) for size in job["batch_sizes"]):
+        row = {"model": job["model"], "impl": job["impl"], "device": device.split(":")[0], "dtype": dtype}
+        row.update(variant=variant, batch_size=batch_size, input_size=STAMP_SIDE)
+        try:
+            alerts = _example_alerts(batch_size, device, dtype, uses_channels_last(variant), int(job["seed"]))
+            if on_cuda:
+                torch.cuda.reset_peak_memory_stats(device)
+            with torch.inference_mode():
+                timing = time_calls(
+                    lambda alerts=alerts, runnable=runnable: runnable(alerts),
+                    device,
+                    warmup=int(job["warmup"]),
+                    min_repeats=int(job["min_repeats"]),
+                    max_repeats=int(job["max_repeats"]),
+                    min_time_s=float(job["min_time_s"]),
+                )
+            peak = torch.cuda.max_memory_allocated(device) if on_cuda else peak_rss_bytes()
+        except (RuntimeError, MemoryError) as error:
+            if not _is_out_of_memory(error):
+                raise
+            rows.append({**row, "status": "oom", "note": f"out of memory at batch {batch_size}"})
+            break
+        row.update(
+            alerts_per_s=batch_size / timing.median_s,
+            alerts_per_s_q25=batch_size / timing.q75_s,
+            alerts_per_s_q75=batch_size / timing.q25_s,
+            latency_ms=1000.0 * timing.median_s,
+            latency_iqr_ms=1000.0 * timing.iqr_s,
+            repeats=timing.repeats,
+            first_call_s=timing.first_call_s,
+            peak_mem_mb=(peak - baseline) / 2**20,
+            status="ok",
+            note="",
+        )
+        rows.append(row)
+        del alerts
+    del runnable, model
+    params, macs = model_params_and_macs(job["model"], job["impl"])
+    return [{**row, "params": params, "macs": macs} for row in rows]
+
+
+def run_isolated(job: dict, timeout_s: float | None = None) -> list[dict]:
+    """Run :func:`measure_job` in a fresh Python process, so that its memory peak is its own.
+
+    A job that fails gives one row per batch size with ``status="error"`` and the end of its
+    error output in ``note``, so that one broken model does not lose the rest of the table.
+    """
+    with tempfile.TemporaryDirectory(prefix="alertlib-bench-") as folder:
+        job_file, result_file = Path(folder) / "job.json", Path(folder) / "rows.json"
+        job_file.write_text(json.dumps(job))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        if job.get("threads"):
+            env["OMP_NUM_THREADS"] = str(job["threads"])
+        try:
+            completed = subprocess.run(
+                [sys.executable, "-m", "alertlib.profiling", str(job_file), str(result_file)],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=timeout_s,
+            )
+            failure = None if completed.returncode == 0 else completed.stderr.strip()[-600:]
+        except subprocess.TimeoutExpired:
+            failure = f"timed out after {timeout_s} s"
+        if failure is None and result_file.is_file():
+            return json.loads(result_file.read_text())
+    note = failure or "the worker wrote no result"
+    base = {key: job[key] for key in ("model", "impl", "dtype", "variant")}
+    return [
+        {**base, "device": job["device"].split(":")[0], "batch_size": size, "status": "error", "note": note}
+        for size in job["batch_sizes"]
+    ]
+
+
+def _worker_main(argv: list[str]) -> int:
+    """Entry point of the isolated subprocess: ``python -m alertlib.profiling JOB.json ROWS.json``."""
+    job_file, result_file = argv
+    rows = measure_job(json.loads(Path(job_file).read_text()))
+    Path(result_file).write_text(json.dumps(rows))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# The whole benchmark
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchmarkSettings:
+    """What to measure and how long; the fields of a profile's ``benchmark:`` block."""
+
+    models: tuple[str, ...] = ("btsbot_cnn", "convnext_pico")
+    batch_sizes: tuple[int, ...] = (1, 16, 64, 256)
+    device: str = "cpu"
+    dtypes: tuple[str, ...] = ("float32",)
+    variants: tuple[str, ...] = ("eager", "channels_last", "compile")
+    impls: tuple[str, ...] = IMPLS
+    # The compile variants only at these batch sizes (each new size recompiles); None for all.
+    compile_batch_sizes: tuple[int, ...] | None = None
+    threads: int | None = 2
+    warmup: int = 2
+    min_repeats: int = 5
+    max_repeats: int = 30
+    min_time_s: float = 1.0
+    ceiling_sizes: tuple[int, ...] | None = None
+    ceiling_repeats: int = 5
+    gpu_only_models: tuple[str, ...] = GPU_ONLY_MODELS
+    seed: int = 0
+    job_timeout_s: float | None = None
+
+    @classmethod
+    def from_profile(cls, profile: dict, **overrides) -> BenchmarkSettings:
+        """Settings from a resolved profile's ``benchmark:`` block, then ``overrides`` (None values ignored)."""
+        block = dict(profile.get("benchmark") or {})
+        block.setdefault("seed", profile.get("seed", 0))
+        block.update({key: value for key, value in overrides.items() if value is not None})
+        unknown = set(block) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise KeyError(f"unknown benchmark settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        for key in ("models", "batch_sizes", "dtypes", "variants", "impls", "compile_batch_sizes", "ceiling_sizes"):
+            if block.get(key) is not None:
+                block[key] = tuple(block[key])
+        if "gpu_only_models" in block:
+            block["gpu_only_models"] = tuple(block["gpu_only_models"] or ())
+        return cls(**block)
+
+    def validate(self) -> None:
+        """Clear errors for settings that cannot be measured here."""
+        import torch
+
+        bad = [v for v in self.variants if v not in VARIANTS] + [d for d in self.dtypes if d not in DTYPES]
+        bad += [i for i in self.impls if i not in IMPLS]
+        if bad:
+            raise ValueError(
+                f"unknown variants/dtypes/impls {bad}; variants {VARIANTS}, dtypes {DTYPES}, impls {IMPLS}"
+            )
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(
+                f"--device cuda asked for, but CUDA is not available here (torch {torch.__version__}, "
+                f"CUDA build {torch.version.cuda or 'none'}); use --device cpu, or run "
+                "benchmarks/gpu_benchmark.sh on a GPU machine"
+            )
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            raise ValueError(f"device must be cpu or cuda, not {self.device!r}")
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ValueError(f"batch sizes must be positive integers, got {self.batch_sizes}")
+
+
+def benchmark_jobs(settings: BenchmarkSettings) -> tuple[list[dict], list[dict]]:
+    """The measurement jobs of a run, and the rows of models skipped (with the reason)."""
+    jobs, skipped = [], []
+    for model in settings.models:
+        for impl in settings.impls:
+            if impl == "btsbot" and model not in BTSBOT_CLASSES:
+                continue  # btsbot has no class for this architecture: nothing to set beside ours
+            for dtype in settings.dtypes:
+                for variant in settings.variants:
+                    sizes = settings.batch_sizes
+                    if variant.startswith("compile") and settings.compile_batch_sizes is not None:
+                        sizes = tuple(size for size in sizes if size in settings.compile_batch_sizes)
+                    if not sizes:
+                        continue
+                    base = {"model": model, "impl": impl, "device": settings.device.split(":")[0]}
+                    base.update(dtype=dtype, variant=variant)
+                    if settings.device == "cpu" and model in settings.gpu_only_models:
+                        note = f"GPU only: {model} sees 224x224 inputs and is too slow for a CPU benchmark"
+                        skipped += [{**base, "batch_size": size, "status": "skipped", "note": note} for size in sizes]
+                        continue
+                    jobs.append(
+                        {
+                            **base,
+                            "device": settings.device,
+                            "batch_sizes": list(sizes),
+                            "threads": settings.threads,
+                            "seed": settings.seed,
+                            "warmup": settings.warmup,
+                            "min_repeats": settings.min_repeats,
+                            "max_repeats": settings.max_repeats,
+                            "min_time_s": settings.min_time_s,
+                        }
+                    )
+    return jobs, skipped
+
+
+def run_benchmark(settings: BenchmarkSettings, out: str | Path | None = None, progress: bool = True):
+    """Measure the ceiling, every job in its own subprocess, and the ceiling again; return the table.
+
+    Parameters
+    ----------
+    settings:
+        What to measure (:class:`BenchmarkSettings`).
+    out:
+        Optional ``.csv`` or ``.parquet`` path; the table is written there atomically.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (model, impl, dtype, variant, batch size), columns :data:`ROW_COLUMNS` then the
+        machine stamp.
+    """
+    import pandas as pd
+    import torch
+    from tqdm.auto import tqdm
+
+    from .io import write_table
+    from .provenance import code_version, machine_stamp
+
+    settings.validate()
+    if settings.threads:
+        torch.set_num_threads(int(settings.threads))
+    if "btsbot" in settings.impls and any(model in BTSBOT_CLASSES for model in settings.models):
+        btsbot_architectures_file()  # fail now, with instructions, rather than in every job
+    jobs, skipped = benchmark_jobs(settings)
+
+    def ceilings() -> dict[str, dict]:
+        return {
+            dtype: measure_matmul_ceiling(
+                settings.device, dtype, settings.ceiling_sizes, repeats=settings.ceiling_repeats
+            )
+            for dtype in settings.dtypes
+        }
+
+    start_ceilings = ceilings()
+    rows = list(skipped)
+    bar = tqdm(jobs, desc=f"benchmark[{settings.device}]", unit="job", disable=not progress)
+    for job in bar:
+        bar.set_postfix_str(f"{job['model']}/{job['impl']}/{job['dtype']}/{job['variant']}")
+        rows += run_isolated(job, settings.job_timeout_s)
+    end_ceilings = ceilings()
+
+    stamp = machine_stamp()
+    stamp["cpu_threads"] = int(settings.threads or stamp["cpu_threads"])
+    measured_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    for row in rows:
+        start, end = start_ceilings[row["dtype"]], end_ceilings[row["dtype"]]
+        ceiling = max(start["flops"], end["flops"])
+        row.update(
+            ceiling_flops=ceiling,
+            ceiling_start_flops=start["flops"],
+            ceiling_end_flops=end["flops"],
+            ceiling_matmul_size=start["size"] if start["flops"] >= end["flops"] else end["size"],
+            code_version=code_version(),
+            measured_at=measured_at,
+            **stamp,
+        )
+        if row.get("status") == "ok":
+            row["achieved_flops"] = 2.0 * row["macs"] * row["alerts_per_s"]
+            row["limit_fraction"] = limit_fraction(row["macs"], row["alerts_per_s"], ceiling)
+    columns = [*ROW_COLUMNS, *stamp]
+    table = pd.DataFrame(rows).reindex(columns=columns)
+    if out is not None:
+        write_table(Path(out), table)
+    return table
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading tables and drawing conclusions from them
+# ----------------------------------------------------------------------------------------------
+
+
+def load_benchmark_tables(paths=None):
+    """Concatenate benchmark tables (default: every ``.csv`` in ``data/benchmarks/``); None when there are none."""
+    import pandas as pd
+
+    if paths is None:
+        folder = benchmark_tables_dir()
+        paths = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+    elif isinstance(paths, (str, Path)):
+        paths = [paths]
+    frames = []
+    for path in paths:
+        path = Path(path)
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        frames.append(frame.assign(table=path.name))
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def best_variant_rows(table):
+    """For each (table, model, impl, device, dtype, batch size), the row of the fastest variant."""
+    ok = table[table["status"] == "ok"]
+    keys = [k for k in ("table", "model", "impl", "device", "dtype", "batch_size") if k in ok.columns]
+    return ok.loc[ok.groupby(keys, dropna=False)["alerts_per_s"].idxmax()].reset_index(drop=True)
+
+
+def compare_implementations(table):
+    """Ours against btsbot's, for the same architecture, format, variant and batch size.
+
+    ``speed_ratio`` > 1 means ours is faster; ``within_spread`` is true when the two median rates
+    lie within each other's inter-quartile ranges (a tie on this machine).
+    """
+    import pandas as pd
+
+    ok = table[table["status"] == "ok"]
+    keys = ["model", "device", "dtype", "variant", "batch_size"]
+    fields = ["alerts_per_s", "alerts_per_s_q25", "alerts_per_s_q75", "peak_mem_mb", "params", "macs"]
+    ours = ok[ok["impl"] == "alertlib"][keys + fields]
+    theirs = ok[ok["impl"] == "btsbot"][keys + fields]
+    paired = pd.merge(ours, theirs, on=keys, suffixes=("_alertlib", "_btsbot"))
+    paired["speed_ratio"] = paired["alerts_per_s_alertlib"] / paired["alerts_per_s_btsbot"]
+    paired["within_spread"] = (paired["alerts_per_s_alertlib"] >= paired["alerts_per_s_q25_btsbot"]) & (
+        paired["alerts_per_s_btsbot"] <= paired["alerts_per_s_q75_alertlib"]
+    )
+    paired["at_least_as_fast"] = (paired["speed_ratio"] >= 1.0) | paired["within_spread"]
+    return paired.sort_values(keys).reset_index(drop=True)
+
+
+def compare_to_custom_cnn(table, batch_size: int | None = None, reference: str = "btsbot_cnn"):
+    """Each model's best variant against the custom CNN's best variant, on the same device and format.
+
+    Parameters
+    ----------
+    batch_size:
+        Compare at this batch size; None for the largest size every model was measured at.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per (device, dtype, model): ``speed_ratio`` (alerts/s over the custom CNN's),
+        ``memory_ratio`` (peak memory over the custom CNN's), ``params_ratio``, and booleans
+        ``faster`` and ``less_memory``.
+    """
+    best = best_variant_rows(table[table["impl"] == "alertlib"])
+    frames = []
+    for (device, dtype), group in best.groupby(["device", "dtype"]):
+        if reference not in set(group["model"]):
+            continue
+        size = batch_size
+        if size is None:
+            common = set.intersection(*(set(g["batch_size"]) for _, g in group.groupby("model")))
+            if not common:
+                continue
+            size = max(common)
+        at_size = group[group["batch_size"] == size].set_index("model")
+        if reference not in at_size.index:
+            continue
+        ref = at_size.loc[reference]
+        result = at_size[["variant", "alerts_per_s", "peak_mem_mb", "params", "macs", "limit_fraction"]].copy()
+        result["speed_ratio"] = result["alerts_per_s"] / ref["alerts_per_s"]
+        result["memory_ratio"] = result["peak_mem_mb"] / ref["peak_mem_mb"]
+        result["params_ratio"] = result["params"] / ref["params"]
+        result["faster"] = result["speed_ratio"] > 1.0
+        result["less_memory"] = result["memory_ratio"] < 1.0
+        frames.append(result.reset_index().assign(device=device, dtype=dtype, batch_size=size))
+    import pandas as pd
+
+    if not frames:
+        return pd.DataFrame()
+    first = ["device", "dtype", "batch_size", "model"]
+    merged = pd.concat(frames, ignore_index=True)
+    return merged[first + [c for c in merged.columns if c not in first]]
+
+
+def custom_cnn_verdict(comparison, reference: str = "btsbot_cnn") -> list[str]:
+    """Plain sentences, one per device and format, written from :func:`compare_to_custom_cnn`'s numbers."""
+    sentences = []
+    if comparison.empty:
+        return sentences  # no custom CNN in the table: nothing to compare with
+    for (device, dtype, size), group in comparison.groupby(["device", "dtype", "batch_size"]):
+        others = group[group["model"] != reference].sort_values("speed_ratio", ascending=False)
+        if others.empty:
+            continue
+        faster = others[others["faster"]]
+        lighter = others[others["less_memory"]]
+        both = others[others["faster"] & others["less_memory"]]
+        detail = ", ".join(
+            f"{row.model} x{row.speed_ratio:.2f} speed, x{row.memory_ratio:.2f} memory" for row in others.itertuples()
+        )
+        sentences.append(
+            f"{device} {dtype}, batch {size}: {len(faster)} of {len(others)} models infer faster than the custom CNN, "
+            f"{len(lighter)} of {len(others)} with less peak memory, {len(both)} both ({detail})."
+        )
+    return sentences
+
+
+def goal_check(table, models=("convnext_pico", "resnet18"), batch_size: int = 256, threshold: float = 0.6):
+    """Best achieved fraction of the device limit for ``models`` at ``batch_size``, against ``threshold``."""
+    best = best_variant_rows(table[(table["impl"] == "alertlib") & (table["batch_size"] == batch_size)])
+    rows = best[best["model"].isin(models)][
+        ["device", "dtype", "model", "variant", "batch_size", "alerts_per_s", "limit_fraction"]
+    ].copy()
+    rows["meets_goal"] = rows["limit_fraction"] >= threshold
+    return rows.reset_index(drop=True)
+
+
+def default_table_name(device: str, stamp: dict | None = None) -> str:
+    """``<device>_<cpu or gpu model>_<threads>t.csv``: a table name that says where it was measured."""
+    from .provenance import machine_stamp
+
+    stamp = stamp or machine_stamp()
+    what = stamp["gpu_name"] if device.startswith("cuda") else stamp["cpu_model"]
+    slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\([^)]*\)", "", what.lower())).strip("-") or "unknown"
+    threads = f"_{stamp['cpu_threads']}t" if device == "cpu" else ""
+    return f"{device.split(':')[0]}_{slug}{threads}.csv"
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures
+# ----------------------------------------------------------------------------------------------
+
+
+def plot_throughput(table, ax=None, dtype: str | None = None):
+    """Alerts per second against batch size, one line per model (best variant; btsbot's dashed)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    best = best_variant_rows(table if dtype is None else table[table["dtype"] == dtype])
+    for (model, impl), group in best.groupby(["model", "impl"]):
+        group = group.sort_values("batch_size")
+        style = "--" if impl == "btsbot" else "-"
+        ax.plot(group["batch_size"], group["alerts_per_s"], style, marker="o", label=f"{model} ({impl})")
+    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="alerts per second (best variant)")
+    ax.legend(fontsize="x-small")
+    return ax
+
+
+def plot_memory_vs_params(table, ax=None, batch_size: int | None = None):
+    """Peak inference memory against parameter count, at one batch size (default the largest measured)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    best = best_variant_rows(table[table["impl"] == "alertlib"])
+    size = batch_size or int(best["batch_size"].max())
+    at_size = best[best["batch_size"] == size]
+    ax.scatter(at_size["params"], at_size["peak_mem_mb"])
+    for row in at_size.itertuples():
+        ax.annotate(row.model, (row.params, row.peak_mem_mb), fontsize="x-small")
+    ax.set(xscale="log", xlabel="parameters", ylabel=f"peak memory (MiB) at batch {size}")
+    return ax
+
+
+def plot_limit_fraction(table, ax=None, batch_size: int | None = None):
+    """Achieved fraction of the device's matrix-product rate, per model and variant, at one batch size."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    ok = table[(table["status"] == "ok") & (table["impl"] == "alertlib")]
+    size = batch_size or int(ok["batch_size"].max())
+    pivot = ok[ok["batch_size"] == size].pivot_table(index="model", columns="variant", values="limit_fraction")
+    pivot.plot.barh(ax=ax)
+    ax.axvline(0.6, color="grey", linestyle=":", label="goal 0.6")
+    ax.set(xlabel=f"fraction of the matrix-product rate at batch {size}", ylabel="")
+    ax.legend(fontsize="x-small")
+    return ax
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="default", help="profile whose benchmark: block gives the defaults")
+    parser.add_argument("--profiles-file", default=None, help="a YAML file with extra profiles")
+    parser.add_argument("--models", nargs="+", default=None, help="architectures (default: the profile's)")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=None)
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: the profile's)")
+    parser.add_argument("--dtypes", nargs="+", default=None, choices=DTYPES)
+    parser.add_argument("--variants", nargs="+", default=None, choices=VARIANTS)
+    parser.add_argument("--impls", nargs="+", default=None, choices=IMPLS)
+    parser.add_argument("--compile-batch-sizes", nargs="+", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: the profile's)")
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--min-repeats", type=int, default=None)
+    parser.add_argument("--max-repeats", type=int, default=None)
+    parser.add_argument("--min-time-s", type=float, default=None)
+    parser.add_argument("--ceiling-sizes", nargs="+", type=int, default=None, help="matrix sides for the ceiling")
+    parser.add_argument("--include-gpu-only", action="store_true", help="also run GPU-only models (MaxViT) on CPU")
+    parser.add_argument(
+        "--out", default=None, help="output .csv/.parquet (default data/benchmarks/<device>_<chip>.csv)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from .study import load_profile
+
+    overrides = {
+        "models": args.models,
+        "batch_sizes": args.batch_sizes,
+        "device": args.device,
+        "dtypes": args.dtypes,
+        "variants": args.variants,
+        "impls": args.impls,
+        "compile_batch_sizes": args.compile_batch_sizes,
+        "threads": args.threads,
+        "warmup": args.warmup,
+        "min_repeats": args.min_repeats,
+        "max_repeats": args.max_repeats,
+        "min_time_s": args.min_time_s,
+        "ceiling_sizes": args.ceiling_sizes,
+    }
+    settings = BenchmarkSettings.from_profile(load_profile(args.profile, args.profiles_file), **overrides)
+    if args.include_gpu_only:
+        settings.gpu_only_models = ()
+    if settings.device.startswith("cuda") and args.threads is None:
+        settings.threads = None  # threads matter only for CPU inference
+    out = Path(args.out) if args.out else benchmark_tables_dir() / default_table_name(settings.device)
+    table = run_benchmark(settings, out=out)
+    print(f"wrote {len(table)} rows to {out}")
+    ok = table[table["status"] == "ok"]
+    summary = ok.groupby(["model", "impl", "dtype", "batch_size"])[["alerts_per_s", "limit_fraction"]].max()
+    print(summary.to_string(float_format=lambda value: f"{value:.3g}"))
+    for sentence in custom_cnn_verdict(compare_to_custom_cnn(table)):
+        print(sentence)
+    problems = table[~table["status"].isin(["ok", "skipped"])]
+    for row in problems.itertuples():
+        print(f"{row.status}: {row.model}/{row.impl}/{row.dtype}/{row.variant} batch {row.batch_size}: {row.note}")
+    return 1 if (problems["status"] == "error").any() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1:]))

@@ -1,0 +1,382 @@
+"""The efficiency benchmark: timing, memory, the device ceiling, btsbot side by side, and the conclusions drawn."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from alertlib import profiling
+from alertlib.profiling import (
+    ROW_COLUMNS,
+    BenchmarkSettings,
+    benchmark_jobs,
+    best_inference_variant,
+    compare_implementations,
+    compare_to_custom_cnn,
+    custom_cnn_verdict,
+    goal_check,
+    limit_fraction,
+    load_benchmark_tables,
+    measure_matmul_ceiling,
+    run_benchmark,
+    summarise_times,
+)
+from alertlib.provenance import machine_stamp
+
+STAMP_KEYS = ("cpu_model", "cpu_threads", "torch_version", "cuda_version", "gpu_name")
+
+
+def tiny_settings(**changes) -> BenchmarkSettings:
+    settings = BenchmarkSettings(
+        models=("btsbot_cnn", "convnext_pico"),
+        batch_sizes=(1, 4),
+        variants=("eager",),
+        impls=("alertlib", "btsbot"),
+        threads=2,
+        warmup=1,
+        min_repeats=2,
+        max_repeats=2,
+        min_time_s=0.0,
+        ceiling_sizes=(256,),
+        ceiling_repeats=2,
+    )
+    for key, value in changes.items():
+        setattr(settings, key, value)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def tiny_table(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "cpu_tiny.csv"
+    table = run_benchmark(tiny_settings(), out=out, progress=False)
+    return table, out
+
+
+# --- the measured table ------------------------------------------------------------------------
+
+
+def test_rows_have_the_schema_and_the_machine_stamp(tiny_table):
+    table, out = tiny_table
+    assert list(table.columns[: len(ROW_COLUMNS)]) == list(ROW_COLUMNS)
+    for key in STAMP_KEYS:
+        assert key in table.columns
+        assert table[key].notna().all()
+    assert (table["cpu_threads"] == 2).all()
+    assert (table["status"] == "ok").all(), table[["model", "impl", "status", "note"]]
+    # One row per (model, impl, dtype, variant, batch size); btsbot has classes for both models.
+    assert len(table) == 2 * 2 * 2
+    assert set(table["device"]) == {"cpu"} and set(table["dtype"]) == {"float32"}
+    reread = load_benchmark_tables(out)
+    assert len(reread) == len(table) and set(reread["table"]) == {out.name}
+
+
+def test_numbers_are_positive_and_consistent(tiny_table):
+    table, _ = tiny_table
+    for column in ("alerts_per_s", "latency_ms", "peak_mem_mb", "params", "macs", "ceiling_flops", "limit_fraction"):
+        assert (table[column] > 0).all(), column
+    # alerts/s and latency describe the same median call.
+    assert ((table["alerts_per_s"] * table["latency_ms"] / 1000.0 - table["batch_size"]).abs() < 1e-6).all()
+    assert (table["alerts_per_s_q25"] <= table["alerts_per_s"] + 1e-9).all()
+    assert (table["alerts_per_s"] <= table["alerts_per_s_q75"] + 1e-9).all()
+    # The custom CNN does more multiply-adds per alert than ConvNeXt-pico but has fewer parameters.
+    cost = table.groupby("model")[["params", "macs"]].first()
+    assert cost.loc["btsbot_cnn", "macs"] > cost.loc["convnext_pico", "macs"]
+    assert cost.loc["btsbot_cnn", "params"] < cost.loc["convnext_pico", "params"]
+
+
+def test_limit_fraction_comes_from_the_ceiling_measured_in_the_run(tiny_table):
+    table, _ = tiny_table
+    ceiling = table[["ceiling_start_flops", "ceiling_end_flops"]].max(axis=1)
+    assert (table["ceiling_flops"] == ceiling).all()
+    assert table["ceiling_flops"].nunique() == 1  # one ceiling per device and format
+    assert (table["ceiling_matmul_size"] == 256).all()
+    expected = 2 * table["macs"] * table["alerts_per_s"] / table["ceiling_flops"]
+    assert ((table["limit_fraction"] - expected).abs() <= 1e-12 * expected).all()
+    assert ((table["achieved_flops"] / table["ceiling_flops"] - table["limit_fraction"]).abs() < 1e-9).all()
+
+
+def test_btsbot_rows_sit_beside_ours(tiny_table):
+    table, _ = tiny_table
+    assert set(table[table["impl"] == "btsbot"]["model"]) == {"btsbot_cnn", "convnext_pico"}
+    paired = compare_implementations(table)
+    assert len(paired) == 2 * 2  # two models, two batch sizes
+    # Same architecture: same parameters and multiply-adds on both sides.
+    assert (paired["params_alertlib"] == paired["params_btsbot"]).all()
+    assert (paired["macs_alertlib"] == paired["macs_btsbot"]).all()
+    assert (paired["speed_ratio"] > 0).all()
+
+
+def test_custom_cnn_comparison_from_a_measured_table(tiny_table):
+    table, _ = tiny_table
+    comparison = compare_to_custom_cnn(table)
+    assert set(comparison["model"]) == {"btsbot_cnn", "convnext_pico"}
+    reference = comparison.set_index("model").loc["btsbot_cnn"]
+    assert reference["speed_ratio"] == 1.0 and reference["memory_ratio"] == 1.0
+    (sentence,) = custom_cnn_verdict(comparison)
+    assert sentence.startswith("cpu float32, batch 4:") and "convnext_pico x" in sentence
+
+
+# --- pieces ------------------------------------------------------------------------------------
+
+
+def test_summarise_times_gives_median_and_quartiles():
+    timing = summarise_times([0.4, 0.1, 0.3, 0.2, 0.5], first_call_s=2.0)
+    assert timing.median_s == pytest.approx(0.3)
+    assert timing.q25_s == pytest.approx(0.2) and timing.q75_s == pytest.approx(0.4)
+    assert timing.iqr_s == pytest.approx(0.2) and timing.repeats == 5 and timing.first_call_s == 2.0
+    with pytest.raises(ValueError, match="no timed calls"):
+        summarise_times([])
+
+
+def test_time_calls_repeats_until_count_and_time():
+    calls = []
+    timing = profiling.time_calls(lambda: calls.append(1), "cpu", warmup=2, min_repeats=3, max_repeats=7, min_time_s=10)
+    assert timing.repeats == 7 and len(calls) == 2 + 7  # time never reached: stops at max_repeats
+    calls.clear()
+    timing = profiling.time_calls(lambda: calls.append(1), "cpu", warmup=1, min_repeats=4, max_repeats=9, min_time_s=0)
+    assert timing.repeats == 4 and len(calls) == 1 + 4
+
+
+def test_limit_fraction_arithmetic():
+    assert limit_fraction(macs=1e9, alerts_per_s=100.0, ceiling_flops=400e9) == pytest.approx(0.5)
+    assert math.isnan(limit_fraction(1e9, 100.0, 0.0))
+
+
+def test_matmul_ceiling_is_measured():
+    ceiling = measure_matmul_ceiling("cpu", "float32", sizes=(128, 256), repeats=2)
+    assert set(ceiling["per_size"]) == {128, 256}
+    assert ceiling["flops"] == max(ceiling["per_size"].values()) > 1e8
+    assert ceiling["size"] in (128, 256)
+
+
+@pytest.mark.parametrize("arch", ["btsbot_cnn", "convnext_pico"])
+def test_btsbot_classes_build_the_same_architecture(arch):
+    from alertlib.models import model_cost
+
+    ours = model_cost(arch)
+    params, macs = profiling.model_params_and_macs(arch, "btsbot")
+    assert (params, macs) == (ours["params"], ours["macs"])
+    model = profiling.build_model(arch, "btsbot").eval()
+    with torch.no_grad():
+        assert model(torch.zeros(2, 3, 63, 63)).shape == (2, 1)
+
+
+def test_missing_btsbot_file_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("ALERTLIB_BTSBOT_ARCHITECTURES", str(tmp_path / "nope.py"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        profiling.btsbot_architectures_file()
+
+
+def test_jobs_skip_gpu_only_models_on_cpu_and_limit_compile_sizes():
+    settings = tiny_settings(
+        models=("maxvit_tiny_rw_224", "resnet18"),
+        variants=("eager", "compile"),
+        batch_sizes=(1, 16, 256),
+        compile_batch_sizes=(256,),
+    )
+    jobs, skipped = benchmark_jobs(settings)
+    assert {(j["model"], j["impl"], j["variant"]) for j in jobs} == {
+        ("resnet18", "alertlib", "eager"),
+        ("resnet18", "alertlib", "compile"),
+    }
+    assert [j["batch_sizes"] for j in jobs if j["variant"] == "compile"] == [[256]]
+    assert {row["impl"] for row in skipped} == {"alertlib", "btsbot"}
+    assert all(row["status"] == "skipped" and "GPU only" in row["note"] for row in skipped)
+    # On a GPU the same model is measured.
+    gpu_jobs, gpu_skipped = benchmark_jobs(tiny_settings(models=("maxvit_tiny_rw_224",), device="cuda"))
+    assert not gpu_skipped and {j["impl"] for j in gpu_jobs} == {"alertlib", "btsbot"}
+
+
+def test_a_failing_job_is_reported_not_lost():
+    job = {
+        "model": "no_such_architecture",
+        "impl": "alertlib",
+        "device": "cpu",
+        "dtype": "float32",
+        "variant": "eager",
+        "batch_sizes": [1, 2],
+        "threads": 1,
+        "seed": 0,
+        "warmup": 1,
+        "min_repeats": 1,
+        "max_repeats": 1,
+        "min_time_s": 0.0,
+    }
+    rows = profiling.run_isolated(job)
+    assert [row["status"] for row in rows] == ["error", "error"]
+    assert "no_such_architecture" in rows[0]["note"]
+
+
+def test_channels_last_variant_measured_in_process():
+    job = {
+        "model": "braai_vgg",
+        "impl": "alertlib",
+        "device": "cpu",
+        "dtype": "float32",
+        "variant": "channels_last",
+        "batch_sizes": [4, 2],
+        "threads": 2,
+        "seed": 0,
+        "warmup": 1,
+        "min_repeats": 2,
+        "max_repeats": 2,
+        "min_time_s": 0.0,
+    }
+    rows = profiling.measure_job(job)
+    assert [row["batch_size"] for row in rows] == [2, 4]  # increasing, so each peak is its own
+    assert all(row["status"] == "ok" and row["alerts_per_s"] > 0 and row["repeats"] == 2 for row in rows)
+
+
+@pytest.mark.slow
+def test_compile_variant_matches_eager_outputs():
+    from alertlib.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("braai_vgg").eval()
+    alerts = torch.randn(3, 3, 63, 63) / 63
+    with torch.inference_mode():
+        expected = model(alerts)
+        compiled = profiling.prepare_for_inference(model, "compile_channels_last")
+        got = compiled(alerts.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+# --- choosing the variant for inference, and the conclusions -----------------------------------
+
+
+def synthetic_table() -> pd.DataFrame:
+    """A hand-made table whose ratios are known exactly."""
+    rows = []
+    for model, variant, rate, memory, params in [
+        ("btsbot_cnn", "eager", 100.0, 50.0, 500_000),
+        ("btsbot_cnn", "channels_last", 200.0, 60.0, 500_000),
+        ("convnext_pico", "eager", 300.0, 40.0, 9_000_000),
+        ("convnext_pico", "compile", 500.0, 30.0, 9_000_000),
+        ("resnet18", "channels_last", 150.0, 120.0, 11_000_000),
+    ]:
+        rows.append(
+            dict(
+                model=model,
+                impl="alertlib",
+                device="cpu",
+                dtype="float32",
+                variant=variant,
+                batch_size=256,
+                alerts_per_s=rate,
+                peak_mem_mb=memory,
+                params=params,
+                macs=1e8,
+                limit_fraction=2e8 * rate / 1e11,
+                status="ok",
+            )
+        )
+    return pd.DataFrame(rows)
+
+
+def test_best_inference_variant_reads_the_table():
+    table = synthetic_table()
+    assert best_inference_variant("convnext_pico", "cpu", table=table) == "compile"
+    assert best_inference_variant("convnext_pico", "cpu", table=table, allow_compile=False) == "eager"
+    assert best_inference_variant("btsbot_cnn", "cpu", batch_size=200, table=table) == "channels_last"
+    assert best_inference_variant("resnet50", "cpu", table=table) == "eager"  # never measured
+    assert best_inference_variant("convnext_pico", "cuda", table=table) == "eager"  # not on that device
+
+
+def test_optimise_for_inference_applies_the_variant():
+    from alertlib.models import create_model
+
+    model, variant = profiling.optimise_for_inference(create_model("braai_vgg"), variant="channels_last")
+    assert variant == "channels_last" and not model.training
+    assert model.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_custom_cnn_ratios_and_goal_check():
+    comparison = compare_to_custom_cnn(synthetic_table()).set_index("model")
+    assert comparison.loc["convnext_pico", "speed_ratio"] == pytest.approx(500 / 200)
+    assert comparison.loc["convnext_pico", "memory_ratio"] == pytest.approx(30 / 60)
+    assert comparison.loc["resnet18", "faster"] == False  # noqa: E712 - numpy bool
+    assert comparison.loc["convnext_pico", "variant"] == "compile"
+    sentence = custom_cnn_verdict(comparison.reset_index())[0]
+    assert "1 of 2 models infer faster" in sentence and "1 of 2 with less peak memory" in sentence
+    goals = goal_check(synthetic_table(), threshold=0.9).set_index("model")
+    assert goals.loc["convnext_pico", "limit_fraction"] == pytest.approx(1.0)
+    assert goals.loc["convnext_pico", "meets_goal"] and not goals.loc["resnet18", "meets_goal"]
+
+
+# --- command line, profiles, GPU pieces --------------------------------------------------------
+
+
+def test_profiles_hold_benchmark_settings():
+    from alertlib.study import load_profile
+
+    ci = BenchmarkSettings.from_profile(load_profile("ci"))
+    default = BenchmarkSettings.from_profile(load_profile("default"))
+    assert ci.device == "cpu" and len(ci.models) <= 2 and max(ci.batch_sizes) <= 16
+    assert {"convnext_pico", "resnet18", "btsbot_cnn"} <= set(default.models) and 256 in default.batch_sizes
+    with pytest.raises(KeyError, match="unknown benchmark settings"):
+        BenchmarkSettings.from_profile({"benchmark": {"batchsize": 3}})
+
+
+def test_cli_writes_a_table(tmp_path):
+    from alertlib.cli import main
+
+    out = tmp_path / "t.csv"
+    code = main(
+        ["benchmark", "--profile", "ci", "--models", "braai_vgg", "--impls", "alertlib", "--batch-sizes", "2"]
+        + ["--variants", "eager", "--out", str(out)]
+    )
+    assert code == 0
+    table = pd.read_csv(out)
+    assert len(table) == 1 and table.loc[0, "status"] == "ok" and table.loc[0, "limit_fraction"] > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")
+def test_cuda_without_a_gpu_fails_with_instructions():
+    with pytest.raises(RuntimeError, match="gpu_benchmark.sh"):
+        tiny_settings(device="cuda").validate()
+
+
+def test_gpu_pieces_without_a_gpu():
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        profiling.set_float32_strict("cuda")
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+    stamp = {**machine_stamp(), "gpu_name": "NVIDIA H100 80GB HBM3"}
+    assert profiling.default_table_name("cuda", stamp) == "cuda_nvidia-h100-80gb-hbm3.csv"
+    assert profiling.default_table_name("cpu", {**stamp, "cpu_threads": 2}).endswith("_2t.csv")
+
+
+def test_committed_tables_are_consistent():
+    tables = load_benchmark_tables()
+    if tables is None:
+        pytest.skip("no benchmark table in data/benchmarks/")
+    assert set(ROW_COLUMNS) <= set(tables.columns)
+    ok = tables[tables["status"] == "ok"]
+    expected = 2 * ok["macs"] * ok["alerts_per_s"] / ok["ceiling_flops"]
+    assert ((ok["limit_fraction"] - expected).abs() <= 1e-9 * expected).all()
+    assert set(tables["status"]) <= {"ok", "skipped", "oom"}
+    assert (ok[["alerts_per_s", "latency_ms", "peak_mem_mb", "params", "macs"]] > 0).all().all()
+
+
+@pytest.mark.gpu
+def test_gpu_benchmark_bfloat16():
+    settings = tiny_settings(
+        models=("convnext_pico",),
+        device="cuda",
+        dtypes=("float32", "bfloat16"),
+        variants=("channels_last",),
+        batch_sizes=(64, 1024),
+        threads=None,
+        ceiling_sizes=(4096,),
+    )
+    table = run_benchmark(settings, progress=False)
+    assert (table["status"] == "ok").all(), table[["status", "note"]]
+    assert (table["peak_mem_mb"] > 0).all() and table["gpu_name"].str.len().gt(0).all()
+    ceilings = table.groupby("dtype")["ceiling_flops"].first()
+    assert ceilings["bfloat16"] > ceilings["float32"]  # tensor cores vs strict float32
+    assert (table["limit_fraction"] > 0).all()
