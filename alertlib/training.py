@@ -282,7 +282,7 @@ class RelativeEarlyStopping(pl.Callback):
         if loss < self.best:
             self.best, self.best_epoch = loss, pl_module.history[-1]["epoch"]
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
-        if loss < self.reference - self.min_rel_improvement * abs(self.reference):
+        if not math.isfinite(self.reference) or loss < self.reference * (1.0 - self.min_rel_improvement):
             self.reference, self.waited = loss, 0
         else:
             self.waited += 1
