@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from . import stats
 from .io import atomic_path
@@ -488,19 +489,33 @@ def plot_completeness_purity(
     archs: Sequence[str] | None = None,
     inits: Sequence[str] | None = None,
     quantities: Sequence[str] = stats.BINNED_QUANTITIES,
+    policy: str | None = None,
 ) -> Figure:
     """Completeness and purity against peak magnitude, one panel per quantity.
 
-    ``table`` is the results table (or its summary) holding metrics named
-    ``<quantity>_<low>_<high>`` (see ``stats.parse_binned_metric``). Points sit at the bin centre,
-    horizontal bars span the bin, vertical bars are the intervals over seeds.
+    Parameters
+    ----------
+    table:
+        The results table (or its summary) holding metrics named like
+        ``bts_p1_completeness_17.00-17.25`` or ``completeness_17.00_17.25``
+        (``stats.parse_binned_metric``). Points sit at the bin centres (side by side), the x ticks
+        are the bin edges, vertical bars are the intervals over seeds.
+    policy:
+        Source-level policy whose bins are drawn (``bts_p1``, ``bts_p2``, ``prod_p1``, ``prod_p2``).
+        Default: the only one present, else ``bts_p1`` when present, else the first in sorted order.
     """
     binned = stats.binned_metrics(table, quantities)
     if binned.empty:
         raise ValueError(
-            f"no binned metrics ({', '.join(quantities)}_<low>_<high>) in the table; "
-            "the evaluation writes them with alertlib.stats.binned_metric_name"
+            f"no binned metrics ([<policy>_]{'|'.join(quantities)}_<low>-<high>) in the table; "
+            "alertlib.metrics.policy_metrics writes them (names: alertlib.stats.binned_metric_name)"
         )
+    policies = sorted(set(binned["policy"]))
+    if policy is None:
+        policy = policies[0] if len(policies) == 1 else ("bts_p1" if "bts_p1" in policies else policies[0])
+    elif policy not in policies:
+        raise ValueError(f"no binned metrics for policy {policy!r}; present: {policies}")
+    binned = binned[binned["policy"] == policy]
     if "mean" not in binned.columns:
         # Raw results: summarise over seeds, then read the bins back from the metric names.
         binned = stats.binned_metrics(stats.summarise_over_seeds(binned), quantities)
@@ -542,7 +557,7 @@ def plot_completeness_purity(
         ax.grid(axis="y", alpha=0.2)
         ax.set_xlabel("peak magnitude (bin edges)")
         ax.set_ylabel(quantity)
-        ax.set_title(f"{task}: {quantity} vs peak magnitude", fontsize=9)
+        ax.set_title(f"{task}: {quantity} vs peak magnitude{f' ({policy})' if policy else ''}", fontsize=9)
     axes[0, -1].legend(fontsize=6)
     return figure
 
@@ -570,6 +585,11 @@ def plot_roc_curves(predictions: pd.DataFrame, group_by: str = "init", facet_by:
     """
     from sklearn.metrics import roc_auc_score, roc_curve
 
+    if stats.is_multiclass(predictions):
+        raise ValueError(
+            "ROC curves are drawn for the binary task (label 0/1 and score); these predictions are "
+            "multi-class: use plot_confusion_matrices"
+        )
     stats._check_columns(predictions, ("label", "score"), "binary predictions table (ROC curves)")
     facets = _facets(predictions, facet_by)
     figure, axes = new_figure(1, len(facets), panel_size=(3.8, 3.6))
@@ -614,8 +634,9 @@ def plot_confusion_matrices(
     """Row-normalised confusion matrices (true class x predicted class), one panel per group.
 
     Several seeds of a group are pooled (their counts summed) before normalising. Binary tables
-    use ``label`` and ``score >= threshold``; multi-class tables ``alert_class`` and
-    ``predicted_class`` or ``score_<class>`` columns (``stats.true_and_predicted``).
+    use ``label`` and ``score >= threshold``; multi-class tables (``alertlib.finetune``: ``label``,
+    ``predicted``, ``prob_<class>``) are read by ``stats.true_and_predicted``. Each cell shows the
+    row fraction and, in brackets, the count.
     """
     groups = _ordered(predictions[group_by], group_by) if group_by in predictions.columns else [None]
     facets = _facets(predictions, facet_by)
@@ -854,6 +875,7 @@ def plot_training_curves(curves: pd.DataFrame, group_by: str = "init", facet_by:
                 label = str(group) if (index == 0 and group is not None) else None
                 ax.plot(run["epoch"], run["train_loss"], color=colour, lw=1, label=label)
                 ax.plot(run["epoch"], run["val_loss"], color=colour, lw=1, linestyle="--")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss (solid: train, dashed: validation)")
         ax.set_title(str(facet) if facet is not None else "training curves", fontsize=8)

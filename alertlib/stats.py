@@ -28,6 +28,8 @@ import math
 import re
 import warnings
 from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -46,6 +48,8 @@ ARCH_ORDER = (
     "maxvit_tiny_rw_224",
 )
 REFERENCE_ARCH = "btsbot_cnn"  # the custom CNN of BTSbot, the study's baseline
+CLASSIC_ARCHS = ("btsbot_cnn", "braai_vgg")  # the custom CNNs; every other architecture is "standard" (timm)
+GENERIC_INITS = ("synthetic", "imagenet")  # generic (non-astronomical) pre-training
 GALAXY_INIT_PREFIX = "galaxy"  # galaxy_sim, galaxy_gz1 (ours) and galaxyzoo (Zoobot's public weights)
 
 # A result is identified by these columns (plus the seed, over which we summarise).
@@ -54,7 +58,7 @@ COMPARISON_KEYS = ("task", "arch", "train_fraction", "metric")
 
 # Metric names vary between writers; the headline looks a requested name up through these aliases.
 METRIC_ALIASES = {
-    "auc": ("auc", "roc_auc", "auroc"),
+    "auc": ("auc", "roc_auc", "auroc", "roc_auc_ovr"),
     "f1": ("f1", "f1_score", "f1_at_0.5"),
     "macro_f1": ("macro_f1", "f1_macro"),
     "balanced_accuracy": ("balanced_accuracy", "bacc"),
@@ -63,9 +67,12 @@ METRIC_ALIASES = {
 LOWER_IS_BETTER_WORDS = ("loss", "brier", "error", "latency", "mem", "ece", "time")
 
 # Completeness and purity in bins of peak magnitude are stored as metrics named
-# ``<quantity>_<low>_<high>``, e.g. ``completeness_17.00_17.25``.
+# ``[<policy>_]<quantity>_<low>-<high>`` (``alertlib.metrics``: ``bts_p1_completeness_17.00-17.25``)
+# or ``<quantity>_<low>_<high>`` (``completeness_17.00_17.25``); ``parse_binned_metric`` reads both.
 BINNED_QUANTITIES = ("completeness", "purity")
-_BINNED_RE = re.compile(r"^(?P<quantity>[A-Za-z]\w*?)_(?P<low>[+-]?\d+(?:\.\d+)?)_(?P<high>[+-]?\d+(?:\.\d+)?)$")
+_BINNED_RE = re.compile(
+    r"^(?:(?P<policy>\w+?)_)?(?P<quantity>[A-Za-z][A-Za-z0-9]*)_(?P<low>\d+(?:\.\d+)?)[-_](?P<high>\d+(?:\.\d+)?)$"
+)
 
 BENCHMARK_COLUMNS = (
     "model",
@@ -204,6 +211,46 @@ def bootstrap_mean_interval(
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(resampled_means, [tail, 1.0 - tail])
     return (mean, float(low), float(high))
+
+
+# --------------------------------------------------------------------------------------------
+# Per-run files as long tables
+# --------------------------------------------------------------------------------------------
+
+RUN_DESCRIPTORS = ("run_id", "task", "arch", "init", "train_fraction", "seed")
+
+
+def load_per_run_tables(
+    folder: str | Path, filename: str = "predictions_test.parquet", descriptors: Sequence[str] = RUN_DESCRIPTORS
+) -> pd.DataFrame:
+    """One long table from a per-run file of every run under ``folder``, tagged with its run.
+
+    Each run folder holds ``results.parquet`` (``alertlib.finetune``) beside files such as
+    ``predictions_test.parquet`` or ``curves.csv``; this reads ``filename`` of every run and adds
+    the run's ``descriptors`` (from its results table) as columns, ready for the figures.
+
+    Runs without ``filename`` are skipped with a warning that counts them and names one.
+    """
+    frames, missing = [], []
+    for results_path in sorted(Path(folder).rglob("results.parquet")):
+        path = results_path.parent / filename
+        if not path.is_file():
+            missing.append(path)
+            continue
+        run = pd.read_parquet(results_path, columns=list(descriptors))
+        if run.empty:
+            missing.append(results_path)
+            continue
+        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        frames.append(table.assign(**{name: run[name].iloc[0] for name in descriptors}))
+    if missing:
+        warnings.warn(
+            f"{len(missing)} runs under {folder} have no {filename} (e.g. {missing[0]}); they are left out",
+            stacklevel=2,
+        )
+    if not frames:
+        return pd.DataFrame(columns=list(descriptors))
+    return pd.concat(frames, ignore_index=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -474,19 +521,33 @@ def architecture_differences(
 # --------------------------------------------------------------------------------------------
 
 
-def binned_metric_name(quantity: str, low: float, high: float) -> str:
-    """The results-table name of a binned metric, e.g. ``binned_metric_name("purity", 17, 17.25)``
-    -> ``"purity_17.00_17.25"``. Writers should use this so that ``parse_binned_metric`` reads it back."""
+class BinnedMetric(NamedTuple):
+    """A metric computed in one bin of peak magnitude, read from its name."""
+
+    policy: str  # source-level policy (e.g. ``bts_p1``), "" when the name has none
+    quantity: str  # e.g. ``completeness`` or ``purity``
+    low: float  # bin edges in magnitudes, low <= peakmag < high
+    high: float
+
+
+def binned_metric_name(quantity: str, low: float, high: float, policy: str = "") -> str:
+    """The results-table name of a binned metric, in the form ``alertlib.metrics`` writes.
+
+    ``binned_metric_name("purity", 17, 17.25, "bts_p1")`` -> ``"bts_p1_purity_17.00-17.25"``;
+    without a policy, ``"purity_17.00-17.25"``. ``parse_binned_metric`` reads it back.
+    """
     if not low < high:
         raise ValueError(f"a bin needs low < high, got [{low}, {high}]")
-    return f"{quantity}_{low:.2f}_{high:.2f}"
+    return f"{policy + '_' if policy else ''}{quantity}_{low:.2f}-{high:.2f}"
 
 
-def parse_binned_metric(name: str) -> tuple[str, float, float] | None:
-    """``(quantity, low, high)`` for a name like ``completeness_17.00_17.25``, else None.
+def parse_binned_metric(name: str) -> BinnedMetric | None:
+    """The policy, quantity and bin of a binned metric name, or None for any other metric.
 
-    The last two ``_``-separated fields must be numbers (the bin edges in magnitudes, low < high);
-    what comes before them is the quantity.
+    Accepted forms: ``[<policy>_]<quantity>_<low>-<high>`` (as ``alertlib.metrics`` writes, e.g.
+    ``bts_p1_completeness_17.00-17.25``) and ``[<policy>_]<quantity>_<low>_<high>`` (e.g.
+    ``completeness_17.00_17.25``). The quantity is the last word before the edges; the edges are
+    magnitudes with low < high (an error otherwise, since it means a writer's bug).
     """
     match = _BINNED_RE.match(str(name))
     if match is None:
@@ -494,7 +555,7 @@ def parse_binned_metric(name: str) -> tuple[str, float, float] | None:
     low, high = float(match["low"]), float(match["high"])
     if not low < high:
         raise ValueError(f"binned metric {name!r} has its bin edges the wrong way round ({low} >= {high})")
-    return match["quantity"], low, high
+    return BinnedMetric(match["policy"] or "", match["quantity"], low, high)
 
 
 def binned_metrics(table: pd.DataFrame, quantities: Iterable[str] = BINNED_QUANTITIES) -> pd.DataFrame:
@@ -505,16 +566,18 @@ def binned_metrics(table: pd.DataFrame, quantities: Iterable[str] = BINNED_QUANT
     Returns
     -------
     pandas.DataFrame
-        The matching rows plus columns ``quantity``, ``mag_low``, ``mag_high``, ``mag_center``.
+        The matching rows plus columns ``policy`` ("" when none), ``quantity``, ``mag_low``,
+        ``mag_high`` and ``mag_center``.
     """
     quantities = set(quantities)
     parsed = table["metric"].map(parse_binned_metric)
-    keep = parsed.map(lambda p: p is not None and p[0] in quantities).astype(bool)
+    keep = parsed.map(lambda p: p is not None and p.quantity in quantities).astype(bool)
     selected = table[keep].copy()
     parts = parsed[keep]
-    selected["quantity"] = [p[0] for p in parts]
-    selected["mag_low"] = [p[1] for p in parts]
-    selected["mag_high"] = [p[2] for p in parts]
+    selected["policy"] = [p.policy for p in parts]
+    selected["quantity"] = [p.quantity for p in parts]
+    selected["mag_low"] = [p.low for p in parts]
+    selected["mag_high"] = [p.high for p in parts]
     selected["mag_center"] = (selected["mag_low"] + selected["mag_high"]) / 2.0
     return selected.reset_index(drop=True)
 
@@ -523,40 +586,68 @@ def binned_metrics(table: pd.DataFrame, quantities: Iterable[str] = BINNED_QUANT
 # Predictions: confusion tables
 # --------------------------------------------------------------------------------------------
 
-MULTICLASS_TRUE_COLUMN = "alert_class"
-MULTICLASS_PREDICTED_COLUMN = "predicted_class"
-MULTICLASS_SCORE_PREFIX = "score_"
+# Multi-class predictions: ``alertlib.finetune`` writes ``label`` (class index), ``predicted`` (class
+# index) and ``prob_<class>`` columns in class-index order; other writers may use ``alert_class``,
+# ``predicted_class`` and ``score_<class>``. Both are read.
+TRUE_CLASS_COLUMNS = ("alert_class", "label")
+PREDICTED_CLASS_COLUMNS = ("predicted_class", "predicted")
+CLASS_SCORE_PREFIXES = ("prob_", "score_")
+
+
+def is_multiclass(predictions: pd.DataFrame) -> bool:
+    """Whether a predictions table is multi-class (it has a class column or per-class scores)."""
+    columns = set(predictions.columns)
+    return (
+        "alert_class" in columns
+        or any(c in columns for c in PREDICTED_CLASS_COLUMNS)
+        or any(c.startswith(CLASS_SCORE_PREFIXES) for c in columns)
+    )
 
 
 def true_and_predicted(predictions: pd.DataFrame, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray, list]:
-    """True and predicted classes of a predictions table, and the class names in order.
+    """True and predicted classes of a predictions table, and the classes in order.
 
     Binary tables have ``label`` (0/1) and ``score`` (probability of class 1); the prediction is
-    ``score >= threshold``. Multi-class tables have ``alert_class`` (the true class) and either
-    ``predicted_class`` or one column per class named ``score_<class>`` (the prediction is the
-    class with the highest score).
+    ``score >= threshold`` and the classes are ``[0, 1]``. Multi-class tables have the true class in
+    ``alert_class`` or ``label``, and the prediction in ``predicted_class`` / ``predicted`` or as the
+    highest of the per-class columns ``prob_<class>`` / ``score_<class>``. Class indices are turned
+    into names when per-class columns give them (column order = class index, as
+    ``alertlib.finetune`` writes them).
     """
-    if MULTICLASS_TRUE_COLUMN in predictions.columns:
-        truth = predictions[MULTICLASS_TRUE_COLUMN].to_numpy()
-        score_columns = [c for c in predictions.columns if c.startswith(MULTICLASS_SCORE_PREFIX)]
-        if MULTICLASS_PREDICTED_COLUMN in predictions.columns:
-            predicted = predictions[MULTICLASS_PREDICTED_COLUMN].to_numpy()
-        elif score_columns:
-            names = np.array([c[len(MULTICLASS_SCORE_PREFIX) :] for c in score_columns])
-            predicted = names[np.argmax(predictions[score_columns].to_numpy(dtype=np.float64), axis=1)]
-            # Class names read from column names are strings; compare like with like.
-            truth = truth.astype(str)
-        else:
-            raise ValueError(
-                f"multi-class predictions need '{MULTICLASS_PREDICTED_COLUMN}' or '{MULTICLASS_SCORE_PREFIX}<class>' "
-                f"columns beside '{MULTICLASS_TRUE_COLUMN}'; found {list(predictions.columns)}"
-            )
-        classes = sorted(set(truth.tolist()) | set(predicted.tolist()), key=str)
-        return truth, predicted, classes
-    _check_columns(predictions, ("label", "score"), "binary predictions table")
-    truth = predictions["label"].to_numpy().astype(int)
-    predicted = (predictions["score"].to_numpy(dtype=np.float64) >= threshold).astype(int)
-    return truth, predicted, [0, 1]
+    if not is_multiclass(predictions):
+        _check_columns(predictions, ("label", "score"), "binary predictions table")
+        truth = predictions["label"].to_numpy().astype(int)
+        predicted = (predictions["score"].to_numpy(dtype=np.float64) >= threshold).astype(int)
+        return truth, predicted, [0, 1]
+    true_column = next((c for c in TRUE_CLASS_COLUMNS if c in predictions.columns), None)
+    if true_column is None:
+        raise ValueError(
+            f"multi-class predictions need a true class column {TRUE_CLASS_COLUMNS}; found {list(predictions.columns)}"
+        )
+    truth = predictions[true_column].to_numpy()
+    prefix = next((p for p in CLASS_SCORE_PREFIXES if any(c.startswith(p) for c in predictions.columns)), None)
+    score_columns = [c for c in predictions.columns if prefix and c.startswith(prefix)]
+    names = np.array([c[len(prefix) :] for c in score_columns]) if score_columns else None
+    predicted_column = next((c for c in PREDICTED_CLASS_COLUMNS if c in predictions.columns), None)
+    if predicted_column is not None:
+        predicted = predictions[predicted_column].to_numpy()
+    elif names is not None:
+        predicted = np.argmax(predictions[score_columns].to_numpy(dtype=np.float64), axis=1)
+    else:
+        raise ValueError(
+            f"multi-class predictions need a predicted class column {PREDICTED_CLASS_COLUMNS} or per-class "
+            f"columns {CLASS_SCORE_PREFIXES}<class>; found {list(predictions.columns)}"
+        )
+    if names is not None:
+        # Integer class indices become the names the per-class columns carry.
+        def to_names(values: np.ndarray) -> np.ndarray:
+            return names[values.astype(int)] if np.issubdtype(values.dtype, np.integer) else values.astype(str)
+
+        truth, predicted = to_names(truth), to_names(predicted)
+        order = [*names.tolist(), *sorted(set(truth.tolist()) - set(names.tolist()))]
+        return truth, predicted, order
+    classes = sorted(set(truth.tolist()) | set(predicted.tolist()), key=str)
+    return truth, predicted, classes
 
 
 def confusion_table(predictions: pd.DataFrame, threshold: float = 0.5, normalise: bool = True) -> pd.DataFrame:
@@ -746,6 +837,7 @@ HEADLINE_COLUMNS = (
     "verdict",
 )
 CLAIM_PRETRAINING = "galaxy pre-training vs alternatives"
+CLAIM_GENERIC = "generic pre-training vs scratch"
 CLAIM_ACCURACY = "standard architecture vs custom CNN: accuracy"
 CLAIM_SPEED = "standard architecture vs custom CNN: speed"
 CLAIM_MEMORY = "standard architecture vs custom CNN: memory"
@@ -761,6 +853,7 @@ def headline_table(
     reference_arch: str = REFERENCE_ARCH,
     reference_init: str | None = None,
     pool_architectures: bool = True,
+    standard_archs: Sequence[str] | None = None,
     benchmark_selection: dict | None = None,
     n_resamples: int = 10_000,
     confidence: float = 0.95,
@@ -771,8 +864,10 @@ def headline_table(
     (a) galaxy pre-training (every ``galaxy*`` initialisation) minus each alternative (scratch,
     synthetic, imagenet...) per architecture, and pooled over architectures (pairs matched on
     architecture and seed) when ``pool_architectures`` and more than one architecture contributes;
-    (b) every other (architecture, initialisation) minus the custom CNN, in each accuracy metric;
-    (c) speed and peak-memory ratios against the custom CNN from the benchmark table, per device.
+    then generic pre-training (``GENERIC_INITS``) minus scratch, the third side of the comparison;
+    (b) every standard (architecture, initialisation) minus the custom CNN, in each accuracy metric;
+    (c) speed and peak-memory ratios of the standard architectures against the custom CNN, from the
+    benchmark table, per device.
 
     Parameters
     ----------
@@ -783,6 +878,9 @@ def headline_table(
     accuracy_metrics:
         Metric names, looked up through ``METRIC_ALIASES`` (``auc`` finds ``roc_auc``); a metric
         that is absent is reported in a warning and left out.
+    standard_archs:
+        The architectures compared with the custom CNN in (b) and (c); default every architecture
+        not in ``CLASSIC_ARCHS`` (so the braai network is not counted as a standard one).
     benchmark_selection:
         Keyword arguments for ``select_benchmark_rows`` (device, dtype, batch_size, impl, variant).
 
@@ -807,6 +905,10 @@ def headline_table(
         else:
             metrics.append(found)
     bootstrap = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
+
+    def is_standard(arch) -> bool:
+        return arch in standard_archs if standard_archs is not None else arch not in CLASSIC_ARCHS
+
     rows: list[dict] = []
     if metrics:
         pretraining = paired_differences(subset, metrics, **bootstrap)
@@ -816,13 +918,18 @@ def headline_table(
             pooled = paired_differences(subset, metrics, by=("task", "train_fraction", "metric"), **bootstrap)
             for _, r in pooled.iterrows():
                 rows.append(_difference_row(CLAIM_PRETRAINING, r, POOLED_SCOPE, r["treatment"], r["baseline"], task))
+        generic = paired_differences(subset, metrics, GENERIC_INITS, ("scratch",), **bootstrap)
+        for _, r in generic.iterrows():
+            rows.append(_difference_row(CLAIM_GENERIC, r, r["arch"], r["treatment"], r["baseline"], task))
         accuracy = architecture_differences(subset, metrics, reference_arch, reference_init, **bootstrap)
+        accuracy = accuracy[accuracy["arch"].map(is_standard)]
         for _, r in accuracy.iterrows():
             treatment = f"{r['arch']} ({r['init']})"
             baseline = f"{r['reference_arch']} ({r['reference_init']})"
             rows.append(_difference_row(CLAIM_ACCURACY, r, "", treatment, baseline, task))
     if benchmark is not None:
         ratios = efficiency_ratios(benchmark, reference_model=reference_arch, **(benchmark_selection or {}))
+        ratios = ratios[ratios["model"].map(is_standard)]
         for _, r in ratios.iterrows():
             scope = f"{r['device']}, {r['dtype']}, batch {r['batch_size']}"
             detail = (

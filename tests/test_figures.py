@@ -38,7 +38,7 @@ def results() -> pd.DataFrame:
                 values[(arch, init, "auc")] = list(level + rng.normal(0, 0.01, 3))
                 for low in (17.0, 17.25, 17.5):
                     for quantity in ("completeness", "purity"):
-                        name = stats.binned_metric_name(quantity, low, low + 0.25)
+                        name = stats.binned_metric_name(quantity, low, low + 0.25, policy="bts_p1")
                         values[(arch, init, name)] = list(
                             np.clip(level - 0.1 * (low - 17) + rng.normal(0, 0.02, 3), 0, 1)
                         )
@@ -126,8 +126,11 @@ def test_data_efficiency_and_completeness_purity(results, tmp_path):
     centres = {x for container in figure.axes[0].containers for x in container.lines[0].get_xdata()}
     assert min(centres) > 17.0 and max(centres) < 17.75
     _saved(figure, "completeness_purity", tmp_path)
+    assert figure.axes[0].get_title() == "bts: completeness vs peak magnitude (bts_p1)"
     with pytest.raises(ValueError, match="no binned metrics"):
         figures.plot_completeness_purity(results[results["metric"] == "auc"])
+    with pytest.raises(ValueError, match="policy 'prod_p2'"):
+        figures.plot_completeness_purity(summary, policy="prod_p2")
 
 
 def test_roc_curves_and_confusion_matrices(predictions, tmp_path):
@@ -149,12 +152,20 @@ def test_roc_curves_and_confusion_matrices(predictions, tmp_path):
     _saved(figure, "confusion", tmp_path)
     multi = pd.DataFrame(
         {
-            "alert_class": ["sn", "sn", "var", "bogus", "var"],
-            "predicted_class": ["sn", "var", "var", "bogus", "var"],
+            "label": [0, 0, 1, 2, 1],
+            "score": [0.8, 0.8, 0.7, 0.7, 0.6],
+            "predicted": [0, 1, 1, 2, 1],
+            "prob_sn": [0.8, 0.1, 0.1, 0.2, 0.3],
+            "prob_var": [0.1, 0.8, 0.7, 0.1, 0.6],
+            "prob_bogus": [0.1, 0.1, 0.2, 0.7, 0.1],
             "init": "scratch",
         }
     )
-    _saved(figures.plot_confusion_matrices(multi), "confusion_multi", tmp_path)
+    figure = figures.plot_confusion_matrices(multi)
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ["sn", "var", "bogus"]
+    _saved(figure, "confusion_multi", tmp_path)
+    with pytest.raises(ValueError, match="multi-class"):
+        figures.plot_roc_curves(multi)
 
 
 def test_speed_memory(tmp_path):

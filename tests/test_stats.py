@@ -254,23 +254,27 @@ def test_architecture_differences_against_the_custom_cnn():
 
 
 def test_binned_metric_names_round_trip():
-    name = stats.binned_metric_name("completeness", 17.0, 17.25)
-    assert name == "completeness_17.00_17.25"
-    assert stats.parse_binned_metric(name) == ("completeness", 17.0, 17.25)
-    assert stats.parse_binned_metric("purity_18.25_18.50") == ("purity", 18.25, 18.5)
-    assert stats.parse_binned_metric("auc") is None
-    assert stats.parse_binned_metric("f1_macro") is None
+    name = stats.binned_metric_name("completeness", 17.0, 17.25, policy="bts_p1")
+    assert name == "bts_p1_completeness_17.00-17.25"  # the form alertlib.metrics writes
+    assert stats.parse_binned_metric(name) == ("bts_p1", "completeness", 17.0, 17.25)
+    assert stats.parse_binned_metric(stats.binned_metric_name("purity", 18.25, 18.5)) == ("", "purity", 18.25, 18.5)
+    assert stats.parse_binned_metric("purity_18.25_18.50") == ("", "purity", 18.25, 18.5)
+    assert stats.parse_binned_metric("prod_p2_purity_18.25-18.50") == ("prod_p2", "purity", 18.25, 18.5)
+    for other in ("auc", "f1_macro", "bts_p1_completeness", "accuracy_class1", "train_alerts_per_s"):
+        assert stats.parse_binned_metric(other) is None, other
     with pytest.raises(ValueError, match="wrong way round"):
         stats.parse_binned_metric("purity_18.50_18.25")
     results = make_results(
         {
-            ("resnet18", "scratch", "completeness_17.00_17.25"): [0.5],
-            ("resnet18", "scratch", "purity_17.25_17.50"): [0.6],
-            ("resnet18", "scratch", "auc"): [0.9],
+            ("resnet18", "scratch", "bts_p1_completeness_17.00-17.25"): [0.5],
+            ("resnet18", "scratch", "bts_p1_purity_17.25-17.50"): [0.6],
+            ("resnet18", "scratch", "bts_p1_completeness"): [0.7],
+            ("resnet18", "scratch", "roc_auc"): [0.9],
         }
     )
     binned = stats.binned_metrics(results)
     assert sorted(binned["quantity"]) == ["completeness", "purity"]
+    assert set(binned["policy"]) == {"bts_p1"}
     assert sorted(binned["mag_center"]) == [17.125, 17.375]
 
 
@@ -280,7 +284,22 @@ def test_confusion_tables_binary_and_multiclass():
     assert table.to_numpy().tolist() == [[1, 1], [1, 2]]  # a score of exactly 0.5 counts as positive
     normalised = stats.confusion_table(binary)
     assert normalised.to_numpy()[1].tolist() == pytest.approx([1 / 3, 2 / 3])
-    multi = pd.DataFrame(
+    # Multi-class as alertlib.finetune writes it: class indices, predicted index, prob_<class> columns.
+    finetune_style = pd.DataFrame(
+        {
+            "label": [0, 0, 1, 2, 1],
+            "score": [0.8, 0.8, 0.7, 0.7, 0.6],
+            "predicted": [0, 1, 1, 2, 0],
+            "prob_sn": [0.8, 0.1, 0.1, 0.2, 0.6],
+            "prob_var": [0.1, 0.8, 0.7, 0.1, 0.3],
+            "prob_bogus": [0.1, 0.1, 0.2, 0.7, 0.1],
+        }
+    )
+    table = stats.confusion_table(finetune_style, normalise=False)
+    assert list(table.index) == ["sn", "var", "bogus"]  # the class-index order of the prob_ columns
+    assert table.to_numpy().tolist() == [[1, 1, 0], [1, 1, 0], [0, 0, 1]]
+    # The same with class names and only per-class scores (the prediction is their argmax).
+    named = pd.DataFrame(
         {
             "alert_class": ["sn", "sn", "var", "bogus"],
             "score_sn": [0.8, 0.1, 0.1, 0.2],
@@ -288,7 +307,7 @@ def test_confusion_tables_binary_and_multiclass():
             "score_bogus": [0.1, 0.1, 0.2, 0.7],
         }
     )
-    table = stats.confusion_table(multi, normalise=False)
+    table = stats.confusion_table(named, normalise=False)
     assert table.loc["sn", "sn"] == 1 and table.loc["sn", "var"] == 1 and table.loc["bogus", "bogus"] == 1
 
 
@@ -320,6 +339,7 @@ def test_headline_table_states_the_measured_numbers():
             ("btsbot_cnn", "scratch", "f1"): [0.50, 0.50, 0.50],
             ("resnet18", "scratch", "f1"): [0.50, 0.50, 0.50],
             ("resnet18", "galaxy_sim", "f1"): [0.50, 0.52, 0.48],
+            ("braai_vgg", "scratch", "roc_auc"): [0.60, 0.60, 0.60],  # a classic CNN, not a standard architecture
         }
     )
     with pytest.warns(UserWarning, match="absent_metric"):
@@ -328,6 +348,7 @@ def test_headline_table_states_the_measured_numbers():
         )
     assert set(table["claim"]) == {
         stats.CLAIM_PRETRAINING,
+        stats.CLAIM_GENERIC,
         stats.CLAIM_ACCURACY,
         stats.CLAIM_SPEED,
         stats.CLAIM_MEMORY,
@@ -340,6 +361,13 @@ def test_headline_table_states_the_measured_numbers():
     )
     versus_synthetic = pre[pre["baseline"] == "synthetic"].iloc[0]
     assert versus_synthetic["effect"] == pytest.approx(0.04)
+    generic = table[(table["claim"] == stats.CLAIM_GENERIC) & (table["metric"] == "roc_auc")].iloc[0]
+    assert (generic["treatment"], generic["baseline"], generic["effect"]) == (
+        "synthetic",
+        "scratch",
+        pytest.approx(0.01),
+    )
+    assert not table["treatment"].str.contains("braai_vgg").any()
     f1_row = table[(table["claim"] == stats.CLAIM_PRETRAINING) & (table["metric"] == "f1")].iloc[0]
     assert f1_row["effect"] == pytest.approx(0.0)
     assert "interval includes 0: no evidence" in f1_row["verdict"]
@@ -401,3 +429,19 @@ def test_verdict_direction_follows_the_metric():
     assert stats.verdict(row).startswith("galaxy_sim beats scratch on resnet18 by -0.200 val_loss")
     assert stats.verdict({**row, "metric": "auc"}).startswith("galaxy_sim is worse than scratch")
     assert "no seeds in common" in stats.verdict({**row, "n": 0, "effect": math.nan})
+
+
+def test_per_run_tables_are_tagged_with_their_run(tmp_path):
+    results = make_results({("resnet18", "scratch", "auc"): [0.8, 0.9]})
+    for seed in (0, 1):
+        run = tmp_path / f"run{seed}"
+        run.mkdir()
+        results[results["seed"] == seed].to_parquet(run / "results.parquet")
+        pd.DataFrame({"epoch": [0, 1], "train_loss": [1.0, 0.5], "val_loss": [1.1, 0.7]}).to_csv(
+            run / "curves.csv", index=False
+        )
+    (tmp_path / "run1" / "curves.csv").unlink()
+    with pytest.warns(UserWarning, match="1 runs .* have no curves.csv"):
+        curves = stats.load_per_run_tables(tmp_path, "curves.csv")
+    assert len(curves) == 2 and set(curves["seed"]) == {0} and set(curves["arch"]) == {"resnet18"}
+    assert curves["val_loss"].tolist() == [1.1, 0.7]
