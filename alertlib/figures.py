@@ -412,7 +412,7 @@ def plot_metric_by_arch_init(
         _errorbar(ax, x, part, fmt="o", color=init_colour(init), label=init, markersize=6)
     reference = rows[rows["arch"] == reference_arch]
     if not reference.empty:
-        chosen = stats._reference_init(reference["init"], reference_init)
+        chosen = stats.reference_init_for(reference["init"], reference_init)
         ref = reference[reference["init"] == chosen].iloc[0] if chosen is not None else None
         if ref is not None:
             ax.axhline(
@@ -590,7 +590,7 @@ def plot_roc_curves(predictions: pd.DataFrame, group_by: str = "init", facet_by:
             "ROC curves are drawn for the binary task (label 0/1 and score); these predictions are "
             "multi-class: use plot_confusion_matrices"
         )
-    stats._check_columns(predictions, ("label", "score"), "binary predictions table (ROC curves)")
+    stats.check_columns(predictions, ("label", "score"), "binary predictions table (ROC curves)")
     facets = _facets(predictions, facet_by)
     figure, axes = new_figure(1, len(facets), panel_size=(3.8, 3.6))
     for ax, facet in zip(axes[0], facets, strict=True):
@@ -860,7 +860,7 @@ def plot_training_curves(curves: pd.DataFrame, group_by: str = "init", facet_by:
         Long table with ``epoch``, ``train_loss``, ``val_loss`` (the per-run CSV), plus
         ``group_by`` / ``facet_by`` / ``seed`` columns when several runs are drawn.
     """
-    stats._check_columns(curves, ("epoch", "train_loss", "val_loss"), "training curves table")
+    stats.check_columns(curves, ("epoch", "train_loss", "val_loss"), "training curves table")
     facets = _facets(curves, facet_by)
     figure, axes = new_figure(1, len(facets), panel_size=(4.0, 3.2))
     for ax, facet in zip(axes[0], facets, strict=True):

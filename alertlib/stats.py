@@ -258,7 +258,8 @@ def load_per_run_tables(
 # --------------------------------------------------------------------------------------------
 
 
-def _check_columns(table: pd.DataFrame, required: Iterable[str], what: str) -> None:
+def check_columns(table: pd.DataFrame, required: Iterable[str], what: str) -> None:
+    """Raise a ValueError naming the missing columns of ``table`` (described as ``what``)."""
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise ValueError(f"{what} lacks columns {missing}; it has {list(table.columns)}")
@@ -279,7 +280,7 @@ def per_seed_values(results: pd.DataFrame, metrics: Iterable[str] | None = None)
     metrics:
         Keep only these metric names (all when None).
     """
-    _check_columns(results, (*SUMMARY_KEYS, "seed", "value"), "results table")
+    check_columns(results, (*SUMMARY_KEYS, "seed", "value"), "results table")
     table = results
     if metrics is not None:
         table = table[table["metric"].isin(list(metrics))]
@@ -461,7 +462,8 @@ def paired_differences(
     return sort_table(pd.DataFrame(rows, columns=[*by, "treatment", "baseline", *PAIRED_COLUMNS]))
 
 
-def _reference_init(inits: Iterable[str], preferred: str | None) -> str | None:
+def reference_init_for(inits: Iterable[str], preferred: str | None) -> str | None:
+    """The reference's initialisation: ``preferred`` if present, else scratch, else the first in order."""
     inits = ordered_inits(inits)
     if preferred is not None:
         return preferred if preferred in inits else None
@@ -494,7 +496,7 @@ def architecture_differences(
     rows = []
     for key, group in values.groupby(keys, sort=False):
         reference_rows = group[group["arch"] == reference_arch]
-        ref_init = _reference_init(reference_rows["init"], reference_init)
+        ref_init = reference_init_for(reference_rows["init"], reference_init)
         if ref_init is None:
             continue
         reference = reference_rows[reference_rows["init"] == ref_init].set_index("seed")["value"]
@@ -615,7 +617,7 @@ def true_and_predicted(predictions: pd.DataFrame, threshold: float = 0.5) -> tup
     ``alertlib.finetune`` writes them).
     """
     if not is_multiclass(predictions):
-        _check_columns(predictions, ("label", "score"), "binary predictions table")
+        check_columns(predictions, ("label", "score"), "binary predictions table")
         truth = predictions["label"].to_numpy().astype(int)
         predicted = (predictions["score"].to_numpy(dtype=np.float64) >= threshold).astype(int)
         return truth, predicted, [0, 1]
@@ -710,7 +712,7 @@ def select_benchmark_rows(
     pandas.DataFrame
         The chosen rows, in the study's architecture order within each device.
     """
-    _check_columns(benchmark, ("model", "device", "dtype", "variant", "batch_size", "alerts_per_s"), "benchmark table")
+    check_columns(benchmark, ("model", "device", "dtype", "variant", "batch_size", "alerts_per_s"), "benchmark table")
     table = benchmark
     if impl is not None and "impl" in table.columns:
         table = table[table["impl"] == impl]
