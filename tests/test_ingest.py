@@ -51,7 +51,7 @@ def test_ingest_text_summary_and_usage_errors(packet_folder, tmp_path, capsys):
 
 
 def test_benchmark_reports_both_decoders(packet_folder, capsys):
-    result = benchmark([packet_folder / "a.avro"], repeats=1, min_seconds=0.0)
+    result = benchmark([packet_folder / "a.avro"], repeats=3, min_seconds=0.0)  # best of 3: the machine is shared
     assert result["alerts"] == 4
     assert result["fast_alerts_per_s"] > result["astropy_alerts_per_s"] > 0
     assert result["ratio"] == pytest.approx(result["fast_alerts_per_s"] / result["astropy_alerts_per_s"], rel=0.01)
