@@ -92,6 +92,7 @@ ROW_COLUMNS = (
     "limit_fraction",
     "status",
     "note",
+    "load_avg_1m",
     "code_version",
     "measured_at",
 )
@@ -561,6 +562,8 @@ def measure_job(job: dict) -> list[dict]:
             repeats=timing.repeats,
             first_call_s=timing.first_call_s,
             peak_mem_mb=(peak - baseline) / 2**20,
+            # Other processes on the machine slow a timing down: the load says how busy it was.
+            load_avg_1m=os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan,
             status="ok",
             note="",
         )
@@ -640,6 +643,8 @@ class BenchmarkSettings:
     gpu_only_models: tuple[str, ...] = GPU_ONLY_MODELS
     seed: int = 0
     job_timeout_s: float | None = None
+    # The batch size at which conclusions are drawn (None: the largest measured).
+    report_batch_size: int | None = None
 
     @classmethod
     def from_profile(cls, profile: dict, **overrides) -> BenchmarkSettings:
@@ -808,9 +813,14 @@ def load_benchmark_tables(paths=None):
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
+def measured_rows(table):
+    """The rows that hold a measurement (``status == "ok"``), without skipped, failed or out-of-memory ones."""
+    return table[table["status"] == "ok"]
+
+
 def best_variant_rows(table):
     """For each (table, model, impl, device, dtype, batch size), the row of the fastest variant."""
-    ok = table[table["status"] == "ok"]
+    ok = measured_rows(table)
     keys = [k for k in ("table", "model", "impl", "device", "dtype", "batch_size") if k in ok.columns]
     return ok.loc[ok.groupby(keys, dropna=False)["alerts_per_s"].idxmax()].reset_index(drop=True)
 
@@ -818,90 +828,66 @@ def best_variant_rows(table):
 def compare_implementations(table):
     """Ours against btsbot's, for the same architecture, format, variant and batch size.
 
-    ``speed_ratio`` > 1 means ours is faster; ``within_spread`` is true when the two median rates
-    lie within each other's inter-quartile ranges (a tie on this machine).
+    ``speed_ratio`` > 1 means ours is faster; ``within_spread`` is true when each median rate lies
+    inside the other's inter-quartile range (a tie on this machine); ``at_least_as_fast`` is
+    ``speed_ratio >= 1`` or a tie.
     """
     import pandas as pd
 
-    ok = table[table["status"] == "ok"]
+    ok = measured_rows(table)
     keys = ["model", "device", "dtype", "variant", "batch_size"]
     fields = ["alerts_per_s", "alerts_per_s_q25", "alerts_per_s_q75", "peak_mem_mb", "params", "macs"]
     ours = ok[ok["impl"] == "alertlib"][keys + fields]
     theirs = ok[ok["impl"] == "btsbot"][keys + fields]
     paired = pd.merge(ours, theirs, on=keys, suffixes=("_alertlib", "_btsbot"))
     paired["speed_ratio"] = paired["alerts_per_s_alertlib"] / paired["alerts_per_s_btsbot"]
-    paired["within_spread"] = (paired["alerts_per_s_alertlib"] >= paired["alerts_per_s_q25_btsbot"]) & (
-        paired["alerts_per_s_btsbot"] <= paired["alerts_per_s_q75_alertlib"]
-    )
+    paired["within_spread"] = paired["alerts_per_s_alertlib"].between(
+        paired["alerts_per_s_q25_btsbot"], paired["alerts_per_s_q75_btsbot"]
+    ) | paired["alerts_per_s_btsbot"].between(paired["alerts_per_s_q25_alertlib"], paired["alerts_per_s_q75_alertlib"])
     paired["at_least_as_fast"] = (paired["speed_ratio"] >= 1.0) | paired["within_spread"]
     return paired.sort_values(keys).reset_index(drop=True)
 
 
-def compare_to_custom_cnn(table, batch_size: int | None = None, reference: str = "btsbot_cnn"):
-    """Each model's best variant against the custom CNN's best variant, on the same device and format.
+def custom_cnn_ratios(table, batch_size: int | None = None, dtype: str | None = None):
+    """Speed and memory of each model (its fastest variant) over the custom CNN's, per device.
 
-    Parameters
-    ----------
-    batch_size:
-        Compare at this batch size; None for the largest size every model was measured at.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Per (device, dtype, model): ``speed_ratio`` (alerts/s over the custom CNN's),
-        ``memory_ratio`` (peak memory over the custom CNN's), ``params_ratio``, and booleans
-        ``faster`` and ``less_memory``.
+    The measured rows of ``table`` passed to :func:`alertlib.stats.efficiency_ratios` (ours only;
+    ``batch_size`` None means the largest measured on each device).
     """
-    best = best_variant_rows(table[table["impl"] == "alertlib"])
-    frames = []
-    for (device, dtype), group in best.groupby(["device", "dtype"]):
-        if reference not in set(group["model"]):
-            continue
-        size = batch_size
-        if size is None:
-            common = set.intersection(*(set(g["batch_size"]) for _, g in group.groupby("model")))
-            if not common:
-                continue
-            size = max(common)
-        at_size = group[group["batch_size"] == size].set_index("model")
-        if reference not in at_size.index:
-            continue
-        ref = at_size.loc[reference]
-        result = at_size[["variant", "alerts_per_s", "peak_mem_mb", "params", "macs", "limit_fraction"]].copy()
-        result["speed_ratio"] = result["alerts_per_s"] / ref["alerts_per_s"]
-        result["memory_ratio"] = result["peak_mem_mb"] / ref["peak_mem_mb"]
-        result["params_ratio"] = result["params"] / ref["params"]
-        result["faster"] = result["speed_ratio"] > 1.0
-        result["less_memory"] = result["memory_ratio"] < 1.0
-        frames.append(result.reset_index().assign(device=device, dtype=dtype, batch_size=size))
-    import pandas as pd
+    from .stats import efficiency_ratios
 
-    if not frames:
-        return pd.DataFrame()
-    first = ["device", "dtype", "batch_size", "model"]
-    merged = pd.concat(frames, ignore_index=True)
-    return merged[first + [c for c in merged.columns if c not in first]]
+    return efficiency_ratios(measured_rows(table), batch_size=batch_size, dtype=dtype)
 
 
-def custom_cnn_verdict(comparison, reference: str = "btsbot_cnn") -> list[str]:
-    """Plain sentences, one per device and format, written from :func:`compare_to_custom_cnn`'s numbers."""
+def custom_cnn_verdicts(ratios) -> list[str]:
+    """Sentences from :func:`custom_cnn_ratios`: a count per device, then one per model (``stats.verdict``)."""
+    from .models import CLASSIC_ARCHS
+    from .stats import verdict
+
     sentences = []
-    if comparison.empty:
-        return sentences  # no custom CNN in the table: nothing to compare with
-    for (device, dtype, size), group in comparison.groupby(["device", "dtype", "batch_size"]):
-        others = group[group["model"] != reference].sort_values("speed_ratio", ascending=False)
-        if others.empty:
-            continue
-        faster = others[others["faster"]]
-        lighter = others[others["less_memory"]]
-        both = others[others["faster"] & others["less_memory"]]
-        detail = ", ".join(
-            f"{row.model} x{row.speed_ratio:.2f} speed, x{row.memory_ratio:.2f} memory" for row in others.itertuples()
-        )
+    for (device, dtype, size), group in ratios.groupby(["device", "dtype", "batch_size"], sort=False):
+        # The claim is about standard architectures; other custom networks (braai) are reported one by one.
+        standard = group[~group["model"].isin(CLASSIC_ARCHS)]
+        faster, lighter = standard["speed_ratio"] > 1.0, standard["memory_ratio"] < 1.0
         sentences.append(
-            f"{device} {dtype}, batch {size}: {len(faster)} of {len(others)} models infer faster than the custom CNN, "
-            f"{len(lighter)} of {len(others)} with less peak memory, {len(both)} both ({detail})."
+            f"{device}, {dtype}, batch {size}: {int(faster.sum())} of {len(standard)} standard architectures infer "
+            f"faster than the custom CNN, {int(lighter.sum())} of {len(standard)} with less peak memory, "
+            f"{int((faster & lighter).sum())} both."
         )
+        for row in group.itertuples():
+            for metric, ratio in (("alerts_per_s", row.speed_ratio), ("peak_mem_mb", row.memory_ratio)):
+                sentences.append(
+                    verdict(
+                        {
+                            "treatment": row.model,
+                            "baseline": row.reference_model,
+                            "effect": ratio,
+                            "effect_kind": "ratio",
+                            "metric": metric,
+                            "scope": f"{device}, {dtype}, batch {size}",
+                        }
+                    )
+                )
     return sentences
 
 
@@ -915,8 +901,34 @@ def goal_check(table, models=("convnext_pico", "resnet18"), batch_size: int = 25
     return rows.reset_index(drop=True)
 
 
+def night_report(
+    table,
+    model: str = "convnext_pico",
+    dtype: str = "bfloat16",
+    target_alerts_per_s: float = 200_000.0,
+    alerts_per_night: float = 1e7,
+) -> str:
+    """One sentence: the best measured rate of ``model`` in ``dtype``, against a target, and a night's time.
+
+    The default target is the GPU goal (200,000 alerts/s: a Rubin night of 10 million alerts in under a minute).
+    """
+    rows = measured_rows(table)
+    rows = rows[(rows["model"] == model) & (rows["dtype"] == dtype) & (rows["impl"] == "alertlib")]
+    if rows.empty:
+        return f"{model} was not measured in {dtype}: no rate to compare with {target_alerts_per_s:,.0f} alerts/s."
+    best = rows.loc[rows["alerts_per_s"].idxmax()]
+    met = "meets" if best["alerts_per_s"] >= target_alerts_per_s else "misses"
+    where = best["gpu_name"] if best["device"] == "cuda" else best["cpu_model"]
+    return (
+        f"{model} {dtype} on {best['device']} ({where}): {best['alerts_per_s']:,.0f} alerts/s at batch "
+        f"{int(best['batch_size'])} ({best['variant']}), {best['limit_fraction']:.1%} of the matrix-product rate; "
+        f"{met} the target of {target_alerts_per_s:,.0f} alerts/s; {alerts_per_night:,.0f} alerts take "
+        f"{alerts_per_night / best['alerts_per_s']:.0f} s."
+    )
+
+
 def default_table_name(device: str, stamp: dict | None = None) -> str:
-    """``<device>_<cpu or gpu model>_<threads>t.csv``: a table name that says where it was measured."""
+    """``<device>_<cpu or gpu model>[_<threads>t].csv``: a table name that says where it was measured."""
     from .provenance import machine_stamp
 
     stamp = stamp or machine_stamp()
@@ -927,53 +939,53 @@ def default_table_name(device: str, stamp: dict | None = None) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# Figures
+# Figures (peak memory against parameters: alertlib.figures.plot_speed_memory)
 # ----------------------------------------------------------------------------------------------
 
 
-def plot_throughput(table, ax=None, dtype: str | None = None):
-    """Alerts per second against batch size, one line per model (best variant; btsbot's dashed)."""
-    import matplotlib.pyplot as plt
+def plot_throughput(table, dtype: str = "float32"):
+    """Alerts per second against batch size, one line per model and implementation (fastest variant).
 
-    ax = ax or plt.gca()
-    best = best_variant_rows(table if dtype is None else table[table["dtype"] == dtype])
-    for (model, impl), group in best.groupby(["model", "impl"]):
-        group = group.sort_values("batch_size")
-        style = "--" if impl == "btsbot" else "-"
-        ax.plot(group["batch_size"], group["alerts_per_s"], style, marker="o", label=f"{model} ({impl})")
-    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="alerts per second (best variant)")
-    ax.legend(fontsize="x-small")
-    return ax
+    One panel per device; btsbot's classes are dashed. Returns a ``matplotlib.figure.Figure``.
+    """
+    from .figures import arch_marker, new_figure
 
-
-def plot_memory_vs_params(table, ax=None, batch_size: int | None = None):
-    """Peak inference memory against parameter count, at one batch size (default the largest measured)."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.gca()
-    best = best_variant_rows(table[table["impl"] == "alertlib"])
-    size = batch_size or int(best["batch_size"].max())
-    at_size = best[best["batch_size"] == size]
-    ax.scatter(at_size["params"], at_size["peak_mem_mb"])
-    for row in at_size.itertuples():
-        ax.annotate(row.model, (row.params, row.peak_mem_mb), fontsize="x-small")
-    ax.set(xscale="log", xlabel="parameters", ylabel=f"peak memory (MiB) at batch {size}")
-    return ax
+    best = best_variant_rows(table[table["dtype"] == dtype])
+    devices = sorted(best["device"].unique())
+    figure, axes = new_figure(1, max(len(devices), 1), panel_size=(5.0, 3.8))
+    for ax, device in zip(axes[0], devices, strict=False):
+        for (model, impl), group in best[best["device"] == device].groupby(["model", "impl"]):
+            group = group.sort_values("batch_size")
+            ax.plot(
+                group["batch_size"],
+                group["alerts_per_s"],
+                "--" if impl == "btsbot" else "-",
+                marker=arch_marker(model),
+                label=f"{model}" + (" (btsbot)" if impl == "btsbot" else ""),
+            )
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="alerts per second (fastest variant)")
+        ax.set_title(f"{device}, {dtype}", fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=6)
+    return figure
 
 
-def plot_limit_fraction(table, ax=None, batch_size: int | None = None):
-    """Achieved fraction of the device's matrix-product rate, per model and variant, at one batch size."""
-    import matplotlib.pyplot as plt
+def plot_limit_fraction(table, batch_size: int = 256, dtype: str = "float32"):
+    """Achieved fraction of the device's matrix-product rate per model and variant, at one batch size."""
+    from .figures import new_figure
 
-    ax = ax or plt.gca()
-    ok = table[(table["status"] == "ok") & (table["impl"] == "alertlib")]
-    size = batch_size or int(ok["batch_size"].max())
-    pivot = ok[ok["batch_size"] == size].pivot_table(index="model", columns="variant", values="limit_fraction")
-    pivot.plot.barh(ax=ax)
-    ax.axvline(0.6, color="grey", linestyle=":", label="goal 0.6")
-    ax.set(xlabel=f"fraction of the matrix-product rate at batch {size}", ylabel="")
-    ax.legend(fontsize="x-small")
-    return ax
+    ok = measured_rows(table)
+    ok = ok[(ok["impl"] == "alertlib") & (ok["dtype"] == dtype) & (ok["batch_size"] == batch_size)]
+    devices = sorted(ok["device"].unique())
+    figure, axes = new_figure(1, max(len(devices), 1), panel_size=(5.0, 3.8))
+    for ax, device in zip(axes[0], devices, strict=False):
+        pivot = ok[ok["device"] == device].pivot_table(index="model", columns="variant", values="limit_fraction")
+        pivot.plot.barh(ax=ax)
+        ax.axvline(0.6, color="grey", linestyle=":", label="goal 0.6")
+        ax.set(xlabel="achieved FLOP/s / matrix-product FLOP/s", ylabel="")
+        ax.set_title(f"{device}, {dtype}, batch {batch_size}", fontsize=8)
+        ax.legend(fontsize=6)
+    return figure
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1032,8 +1044,9 @@ def run(args: argparse.Namespace) -> int:
     ok = table[table["status"] == "ok"]
     summary = ok.groupby(["model", "impl", "dtype", "batch_size"])[["alerts_per_s", "limit_fraction"]].max()
     print(summary.to_string(float_format=lambda value: f"{value:.3g}"))
-    for sentence in custom_cnn_verdict(compare_to_custom_cnn(table)):
-        print(sentence)
+    if "btsbot_cnn" in set(measured_rows(table)["model"]):
+        for sentence in custom_cnn_verdicts(custom_cnn_ratios(table, settings.report_batch_size)):
+            print(sentence)
     problems = table[~table["status"].isin(["ok", "skipped"])]
     for row in problems.itertuples():
         print(f"{row.status}: {row.model}/{row.impl}/{row.dtype}/{row.variant} batch {row.batch_size}: {row.note}")

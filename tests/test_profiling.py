@@ -15,8 +15,8 @@ from alertlib.profiling import (
     benchmark_jobs,
     best_inference_variant,
     compare_implementations,
-    compare_to_custom_cnn,
-    custom_cnn_verdict,
+    custom_cnn_ratios,
+    custom_cnn_verdicts,
     goal_check,
     limit_fraction,
     load_benchmark_tables,
@@ -111,12 +111,14 @@ def test_btsbot_rows_sit_beside_ours(tiny_table):
 
 def test_custom_cnn_comparison_from_a_measured_table(tiny_table):
     table, _ = tiny_table
-    comparison = compare_to_custom_cnn(table)
-    assert set(comparison["model"]) == {"btsbot_cnn", "convnext_pico"}
-    reference = comparison.set_index("model").loc["btsbot_cnn"]
-    assert reference["speed_ratio"] == 1.0 and reference["memory_ratio"] == 1.0
-    (sentence,) = custom_cnn_verdict(comparison)
-    assert sentence.startswith("cpu float32, batch 4:") and "convnext_pico x" in sentence
+    ratios = custom_cnn_ratios(table).set_index("model")
+    assert list(ratios.index) == ["convnext_pico"] and (ratios["batch_size"] == 4).all()
+    ours = table[(table["impl"] == "alertlib") & (table["batch_size"] == 4)].set_index("model")
+    expected = ours.loc["convnext_pico", "alerts_per_s"] / ours.loc["btsbot_cnn", "alerts_per_s"]
+    assert ratios.loc["convnext_pico", "speed_ratio"] == pytest.approx(expected)
+    sentences = custom_cnn_verdicts(ratios.reset_index())
+    assert sentences[0].startswith("cpu, float32, batch 4: ") and "of 1 standard architectures" in sentences[0]
+    assert any("convnext_pico processes" in sentence for sentence in sentences)
 
 
 # --- pieces ------------------------------------------------------------------------------------
@@ -294,13 +296,15 @@ def test_optimise_for_inference_applies_the_variant():
 
 
 def test_custom_cnn_ratios_and_goal_check():
-    comparison = compare_to_custom_cnn(synthetic_table()).set_index("model")
-    assert comparison.loc["convnext_pico", "speed_ratio"] == pytest.approx(500 / 200)
-    assert comparison.loc["convnext_pico", "memory_ratio"] == pytest.approx(30 / 60)
-    assert comparison.loc["resnet18", "faster"] == False  # noqa: E712 - numpy bool
-    assert comparison.loc["convnext_pico", "variant"] == "compile"
-    sentence = custom_cnn_verdict(comparison.reset_index())[0]
-    assert "1 of 2 models infer faster" in sentence and "1 of 2 with less peak memory" in sentence
+    table = synthetic_table().assign(latency_ms=1.0)
+    ratios = custom_cnn_ratios(table).set_index("model")
+    # Each model's fastest variant against the custom CNN's fastest (channels_last, 200 alerts/s).
+    assert ratios.loc["convnext_pico", "speed_ratio"] == pytest.approx(500 / 200)
+    assert ratios.loc["convnext_pico", "memory_ratio"] == pytest.approx(30 / 60)
+    assert ratios.loc["convnext_pico", "variant"] == "compile"
+    assert ratios.loc["resnet18", "speed_ratio"] == pytest.approx(150 / 200)
+    summary = custom_cnn_verdicts(ratios.reset_index())[0]
+    assert "1 of 2 standard architectures infer faster" in summary and "1 of 2 with less peak memory" in summary
     goals = goal_check(synthetic_table(), threshold=0.9).set_index("model")
     assert goals.loc["convnext_pico", "limit_fraction"] == pytest.approx(1.0)
     assert goals.loc["convnext_pico", "meets_goal"] and not goals.loc["resnet18", "meets_goal"]
