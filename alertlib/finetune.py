@@ -145,6 +145,50 @@ def save_model(path: Path, model, config: dict, extra: dict) -> None:
         torch.save(record, tmp)
 
 
+def load_model(path: str | Path):
+    """Rebuild a fine-tuned model saved by :func:`run_finetune` (``model.pt``), in eval mode.
+
+    The record's ``config`` gives the architecture, the output count and the crop; weights come from
+    the record, so no pre-trained weights are needed to load it.
+    """
+    import torch
+
+    from .models import create_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no fine-tuned model at {path}; run the fine-tuning (notebook 02) first")
+    record = torch.load(path, map_location="cpu", weights_only=False)
+    if record.get("kind") != "alertlib-model":
+        raise ValueError(f"{path} is not a model saved by alertlib.finetune (kind {record.get('kind')!r})")
+    class_names = record.get("class_names")
+    model = create_model(
+        record["arch"], "scratch", num_outputs=len(class_names) if class_names else 1, input_size=record["input_size"]
+    )
+    model.load_state_dict(record["state_dict"])
+    model.init, model.weights_source = record["init"], record["weights_source"]
+    model.config, model.class_names = record["config"], class_names
+    return model.eval()
+
+
+def score_triplets(model, triplets, batch_size: int = 256):
+    """Scores of alert triplets (N, H, W, 3) under a model from :func:`load_model`, prepared like its training data.
+
+    Binary models give the sigmoid of the logit, (N,); multi-class models give softmax probabilities (N, K).
+    """
+    import torch
+
+    from .datasets import TripletDataset
+    from .training import predict_logits
+
+    config = model.config
+    dataset = TripletDataset(triplets, normalisation=config.get("normalisation", "l2"), crop=config.get("crop"))
+    logits = torch.from_numpy(predict_logits(model, dataset, batch_size=batch_size))
+    if model.class_names:
+        return torch.softmax(logits, dim=1).numpy()
+    return torch.sigmoid(logits[:, 0]).numpy()
+
+
 def run_finetune(config: dict, out_dir: str | Path) -> pd.DataFrame:
     """Fine-tune and evaluate one model; return (and write) its tidy results table.
 

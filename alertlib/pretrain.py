@@ -69,7 +69,8 @@ def _default_pretrain_init(config: dict) -> str:
     from .release import read_metadata
 
     metadata = read_metadata(Path(config["catalog"]).parent)
-    simulated = bool(metadata.get("simulated")) or "simulat" in str(metadata.get("generator", "")).lower()
+    # alertlib.simulate writes its version into every data set it makes.
+    simulated = "simulator_version" in metadata or bool(metadata.get("simulated"))
     return "galaxy_sim" if simulated else "galaxy_votes"
 
 

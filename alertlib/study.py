@@ -15,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -89,22 +90,24 @@ def _job_dir(root: Path, config: dict, run_id: str) -> Path:
 def pretrain_jobs(profile: dict, galaxy_catalog: str | Path | None, gz1_folder: str | Path | None = None) -> list[dict]:
     """The pre-training runs of a profile: every architecture x corpus in its ``pretrain`` block.
 
-    ``galaxy`` needs the simulated Galaxy Zoo catalog; ``gz1`` needs the real Galaxy Zoo 1 folder and
-    is left out (and said so by :func:`run_pretrain_jobs`) when that folder is absent.
+    The block's settings apply to every run; a sub-block named after a corpus (``galaxy:``, ``gz1:``,
+    ``synthetic:``) overrides them for that corpus. ``galaxy`` needs the simulated Galaxy Zoo catalog;
+    ``gz1`` needs the real Galaxy Zoo 1 folder and is left out when it is absent.
     """
     block = dict(profile["pretrain"])
     archs, corpora = block.pop("archs"), block.pop("corpora")
-    settings = {k: v for k, v in block.items() if k not in ("gz1",)}
+    overrides = {corpus: block.pop(corpus, None) or {} for corpus in ("galaxy", "gz1", "synthetic")}
+    settings = block
     jobs = []
     for arch in archs:
         for corpus in corpora:
-            config = {**settings, "arch": arch, "corpus": corpus, "seed": profile.get("seed", 0)}
+            config = {**settings, **overrides[corpus], "arch": arch, "corpus": corpus, "seed": profile.get("seed", 0)}
             if corpus == "galaxy":
                 config["catalog"] = str(galaxy_catalog)
             elif corpus == "gz1":
                 if gz1_folder is None:
                     continue
-                config.update(catalog=str(gz1_folder), **block.get("gz1", {}))
+                config["catalog"] = str(gz1_folder)
             jobs.append(config)
     return jobs
 
@@ -148,7 +151,8 @@ def finetune_jobs(
     """The fine-tuning runs of a profile, and notes on the runs left out (with the reason).
 
     Each grid in the ``finetune.grids`` block is architecture x initialisation x training fraction x
-    seed for one task. The classic baselines (``btsbot_cnn``, ``braai_vgg``) are trained from scratch
+    seed for one task; any other key of a grid (e.g. ``label_column``) is a fine-tuning setting for
+    its runs, overriding the block's. The classic baselines (``btsbot_cnn``, ``braai_vgg``) are trained from scratch
     only. ``imagenet``/``galaxyzoo`` runs are included only when their weights can be had (a local file,
     the cache, or ``--online``); our own pre-trainings only when :func:`run_jobs` produced a checkpoint.
     """
@@ -158,7 +162,9 @@ def finetune_jobs(
     block = dict(profile["finetune"])
     grids, seeds = block.pop("grids"), block.pop("seeds")
     jobs, notes = [], []
+    grid_keys = ("task", "archs", "inits", "train_fractions")
     for grid_name, grid in grids.items():
+        settings = {**block, **{k: v for k, v in grid.items() if k not in grid_keys}}
         for arch in grid["archs"]:
             for init in grid["inits"]:
                 if arch in CLASSIC_ARCHS and init != "scratch":
@@ -179,7 +185,7 @@ def finetune_jobs(
                     for seed in seeds:
                         jobs.append(
                             {
-                                **block,
+                                **settings,
                                 "data": str(alerts_dir),
                                 "task": grid["task"],
                                 "arch": arch,
@@ -190,6 +196,225 @@ def finetune_jobs(
                             }
                         )
     return jobs, notes
+
+
+def pretrain_stage(profile: dict, sky: dict[str, Path], progress: bool = True) -> pd.DataFrame:
+    """Every pre-training run of the profile (finished ones are read back): the 01 notebook's work.
+
+    ``sky`` is :func:`alertlib.simulate.sky_from_profile`'s result. Real Galaxy Zoo 1 pre-training is
+    added when the profile's ``pretrain.gz1`` block asks for it and the real sample is present.
+    """
+    from .paths import real_data_path
+
+    gz1 = real_data_path("galaxy_zoo_1_sample") if "gz1" in profile["pretrain"]["corpora"] else None
+    jobs = pretrain_jobs(profile, Path(sky["galaxies"]) / "catalog.parquet", gz1)
+    return run_jobs("pretrain", jobs, study_dir(profile), progress=progress)
+
+
+def finetune_stage(profile: dict, sky: dict[str, Path], progress: bool = True) -> tuple[pd.DataFrame, list[str]]:
+    """Every fine-tuning run of the profile, with notes on the runs left out: the 02 notebook's work.
+
+    Pre-training runs it needs are read back from :func:`pretrain_stage` (and run if missing).
+    """
+    checkpoints = checkpoints_of(pretrain_stage(profile, sky, progress=progress))
+    jobs, notes = finetune_jobs(profile, sky["alerts"], checkpoints)
+    return run_jobs("finetune", jobs, study_dir(profile), progress=progress), notes
+
+
+def pretrain_summary(pretrain_results: pd.DataFrame) -> pd.DataFrame:
+    """One row per pre-training run: architecture, corpus, the init it stands for, and its metrics."""
+    table = pretrain_results.copy()
+    table["corpus"] = table["config"].map(lambda c: json.loads(c)["corpus"])
+    table["pretrain_init"] = table["config"].map(lambda c: json.loads(c)["pretrain_init"])
+    return table.pivot_table(
+        index=["arch", "corpus", "pretrain_init", "data_version"], columns="metric", values="value"
+    )
+
+
+def zero_shot_embeddings(
+    profile: dict, sky: dict[str, Path], checkpoints: dict[tuple[str, str], str], arch: str, n_alerts: int = 1000
+) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """Encoder features of test alerts before any fine-tuning, one array per initialisation of ``arch``.
+
+    Returns the features by init (``scratch`` and every pre-training of ``arch`` in ``checkpoints``)
+    and the candidate rows of the alerts embedded (the first ``n_alerts`` of the test split).
+    """
+    import torch
+
+    from .datasets import TripletDataset
+    from .models import create_model
+    from .provenance import seed_everything
+    from .release import read_split
+
+    test = read_split(sky["alerts"], "test")
+    count = min(n_alerts, len(test))
+    crop = profile["finetune"].get("crop")
+    dataset = TripletDataset(test.triplets[:count], crop=crop)
+    images = torch.stack([dataset[i][0] for i in range(count)])
+    inits = {"scratch": None} | {init: path for (a, init), path in checkpoints.items() if a == arch}
+    embeddings = {}
+    for init, checkpoint in inits.items():
+        seed_everything(profile.get("seed", 0))
+        model = create_model(arch, init, input_size=crop, checkpoint=checkpoint).eval()
+        with torch.no_grad():
+            embeddings[init] = torch.cat([model.embed(batch) for batch in images.split(256)]).numpy()
+    return embeddings, test.candidates.iloc[:count].reset_index(drop=True)
+
+
+def figures_out(profile: dict) -> Path:
+    """Where a profile's figures go: ``figures/<profile>`` (the README shows ``figures/default``)."""
+    from .paths import figures_dir
+
+    return figures_dir() / profile["profile"]
+
+
+def finished_runs(profile: dict, kind: str = "finetune") -> pd.DataFrame:
+    """One row per finished run of the profile (descriptors and ``run_dir``), from the run folders."""
+    rows = []
+    for path in sorted((study_dir(profile) / kind).glob("*/results.parquet")):
+        table = pd.read_parquet(path)
+        rows.append(table.drop(columns=["metric", "value"]).iloc[0].to_dict() | {"run_dir": str(path.parent)})
+    return pd.DataFrame(rows)
+
+
+def _real_datasets(release: Path, example: Path | None) -> list[tuple[str, np.ndarray, pd.DataFrame]]:
+    """The real labelled triplets to score: every split of a release-layout folder, and BTSbot's example."""
+    from .release import SPLITS, read_split
+
+    sets = []
+    for split in SPLITS:
+        data = read_split(release, split)
+        sets.append((f"{release.name}/{split}", np.asarray(data.triplets), data.candidates))
+    triplets_file = example / "btsbot-example_usage_triplets.npy" if example else None
+    if triplets_file is not None and triplets_file.is_file():
+        candidates = pd.read_csv(example / "btsbot-example_usage_candidates.csv")
+        sets.append(("btsbot-example", np.load(triplets_file), candidates))
+    return sets
+
+
+def score_real_alerts(profile: dict, release: str | Path, example: str | Path | None = None) -> pd.DataFrame:
+    """Score real labelled BTS triplets with the profile's fine-tuned BTS models (all sources, first seed).
+
+    Returns one row per (alert, model): dataset, objectId, candid, label, arch, init, score, and
+    ``btsbot_score`` (the authors' production model) where the data carry it.
+    """
+    from .finetune import load_model, score_triplets
+
+    runs = finished_runs(profile)
+    if runs.empty:
+        raise FileNotFoundError(f"no finished fine-tuning runs under {study_dir(profile)}: run notebook 02 first")
+    runs = runs[(runs["task"] == "bts") & (runs["train_fraction"] == 1.0)]
+    runs = runs[runs["seed"] == runs["seed"].min()]
+    datasets = _real_datasets(Path(release), Path(example) if example else None)
+    rows = []
+    for _, run in runs.iterrows():
+        model = load_model(Path(run["run_dir"]) / "model.pt")
+        for name, triplets, candidates in datasets:
+            frame = candidates[["objectId", "candid", "label"]].copy()
+            frame["btsbot_score"] = candidates["expected_scores"] if "expected_scores" in candidates else np.nan
+            rows.append(
+                frame.assign(dataset=name, arch=run["arch"], init=run["init"], score=score_triplets(model, triplets))
+            )
+    return pd.concat(rows, ignore_index=True)
+
+
+def real_score_summary(scored: pd.DataFrame) -> pd.DataFrame:
+    """Per model: alerts scored, mean score of real BTS trues and of the rest, ROC AUC, and agreement
+    (Spearman) with the authors' production scores where present."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
+    rows = []
+    for (arch, init), group in scored.groupby(["arch", "init"], sort=False):
+        with_btsbot = group.dropna(subset=["btsbot_score"])
+        rows.append(
+            {
+                "arch": arch,
+                "init": init,
+                "n_alerts": len(group),
+                "mean_score_label1": group.loc[group["label"] == 1, "score"].mean(),
+                "mean_score_label0": group.loc[group["label"] == 0, "score"].mean(),
+                "roc_auc": roc_auc_score(group["label"], group["score"]) if group["label"].nunique() == 2 else np.nan,
+                "spearman_vs_btsbot": spearmanr(with_btsbot["score"], with_btsbot["btsbot_score"]).statistic
+                if len(with_btsbot) > 2
+                else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def real_examples_for_figure(release: str | Path, scored: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The release sample's triplets, labels, and each alert's mean score over the models that scored it."""
+    sets = _real_datasets(Path(release), None)
+    triplets = np.concatenate([t for _, t, _ in sets])
+    candidates = pd.concat([c for _, _, c in sets], ignore_index=True)
+    mean_scores = scored.groupby("candid")["score"].mean()
+    return triplets, candidates["label"].to_numpy(), candidates["candid"].map(mean_scores).to_numpy()
+
+
+def readme_headline(profile: dict, headline: pd.DataFrame, figures_folder: Path) -> str:
+    """The README's headline section: the generated verdicts, the headline table and the main figure."""
+    from . import stats
+    from .provenance import code_version
+
+    columns = [
+        "claim",
+        "metric",
+        "scope",
+        "treatment",
+        "baseline",
+        "n",
+        "treatment_value",
+        "baseline_value",
+        "effect",
+        "ci_low",
+        "ci_high",
+    ]
+    table = headline[[c for c in columns if c in headline.columns]].round(4)
+    figure = Path(figures_folder) / "metric_by_arch_init.png"
+    relative = figure.relative_to(REPO_ROOT) if figure.is_relative_to(REPO_ROOT) else figure
+    lines = [
+        f"Latest `{profile['profile']}` run (code {code_version()}); generated by `notebooks/04_figures.ipynb`.",
+        "",
+        f"![metric by architecture and initialisation]({relative.as_posix()})",
+        "",
+        *[f"- {sentence}" for sentence in stats.verdicts(headline)],
+        "",
+        markdown_table(table),
+    ]
+    return "\n".join(lines)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A pipe table of ``frame`` (no index), for Markdown files."""
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    body = [
+        "| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |" for row in frame.itertuples(index=False)
+    ]
+    return "\n".join([header, rule, *body])
+
+
+README_START = "<!-- headline:start (written by notebooks/04_figures.ipynb; do not edit by hand) -->"
+README_END = "<!-- headline:end -->"
+
+
+def update_readme(section: str, readme: Path | None = None) -> bool:
+    """Replace the generated headline section of the README (between its two markers).
+
+    Returns False, changing nothing, when the README has no markers.
+    """
+    from .io import atomic_path
+
+    readme = Path(readme or REPO_ROOT / "README.md")
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    before, rest = text.split(README_START, 1)
+    after = rest.split(README_END, 1)[1]
+    with atomic_path(readme) as tmp:
+        tmp.write_text(f"{before}{README_START}\n{section.strip()}\n{README_END}{after}")
+    return True
 
 
 def notebook_paths(profile: dict) -> list[Path]:
