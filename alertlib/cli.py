@@ -17,6 +17,8 @@ from . import __version__, set_offline_default
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("alertlib.info", "versions, device, offline mode, real data and weight files found"),
     "study": ("alertlib.study", "run the numbered notebooks in order with papermill, for one profile"),
+    "simulate": ("alertlib.simulate", "simulate Galaxy Zoo-like galaxies with votes, or ZTF-like alerts (BTS layout)"),
+    "realism": ("alertlib.realism", "can a classifier tell simulated triplets from real ZTF ones? (two-sample AUC)"),
     "ingest": ("alertlib.ingest", "alert packets (ZTF, ATLAS, Rubin) to triplet datasets; --benchmark the decoder"),
     "models": ("alertlib.models_command", "parameters and multiply-adds per alert of every study architecture"),
     "benchmark": ("alertlib.profiling", "inference speed and memory per model, beside btsbot's, against the device limit"),

@@ -1,0 +1,562 @@
+"""ZTF-like alerts: sources, light curves, triplets (science, reference, difference) and candidates.
+
+The simulator follows how a ZTF alert is made. A *source* is a supernova-like transient in a host
+galaxy, a nuclear transient, an AGN, a variable star, an asteroid or a bogus detection. Hosts come
+from the same morphology model as the Galaxy Zoo-like galaxies (``alertlib.galaxies``), placed at a
+redshift that also sets the transient's brightness, so the host's apparent size and brightness carry
+information about the label. Each source has a light curve, observed at several epochs; each epoch
+with a positive detection gives one alert.
+
+For each alert (all on an 80x80 canvas in Fourier space, then cropped to 63x63 around the candidate):
+
+- the **reference** is a deep co-add with its own (usually sharper) Moffat PSF and low noise, holding
+  the host, field stars, and a variable star or AGN at its mean brightness; it is one image per source
+  and band, background-matched to each science image as the ZTF template cutouts are;
+- the **science** image has the epoch's PSF, sky, photon and read noise, and the transient;
+- the **difference** is science minus the reference convolved with a Gaussian matching kernel whose
+  width is estimated with a small error, after a small misregistration: Moffat wings and these
+  errors leave realistic residuals around bright stars and galaxy nuclei. Bogus alerts are made of
+  large such errors (dipoles, PSF-mismatch rings) or of science-only defects (cosmic rays, hot
+  pixels, bad columns, ghosts).
+
+Labels follow the BTS: ``label`` = 1 when the source is a real extragalactic transient (``sn`` or
+``nuclear``) whose light curve peaks at 18.5 mag or brighter; a single epoch's brightness does not
+reveal the peak.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import galaxies, render
+from .preprocess import STAMP_SIZE
+
+ALERT_CLASSES = ("sn", "nuclear", "agn", "varstar", "asteroid", "bogus")
+# Source mixes: "bts" for the study (a BTS-like candidate stream, rich in extragalactic transients);
+# "ztf-stream" like the unfiltered ZTF alert stream (mostly variable stars), for realism checks
+# against random public packets (82% of those match a Pan-STARRS star within 1.5 arcsec).
+CLASS_MIXES = {
+    "bts": (0.40, 0.05, 0.07, 0.15, 0.09, 0.24),
+    "ztf-stream": (0.08, 0.01, 0.04, 0.75, 0.03, 0.09),
+}
+BOGUS_KINDS = ("dipole", "psf_mismatch", "cosmic_ray", "hot_pixel", "bad_column", "ghost")
+BOGUS_FRACTIONS = (0.28, 0.22, 0.18, 0.1, 0.1, 0.12)
+PEAK_MAG_THRESHOLD = 18.5  # BTS: a "true" peaks at this magnitude or brighter
+PIXEL_SCALE = 1.01  # arcsec per ZTF pixel
+CANVAS = 80  # rendering canvas (pixels); cutouts are its central 63x63
+CROP = (CANVAS - STAMP_SIZE) // 2
+CENTRE = CROP + STAMP_SIZE // 2  # canvas pixel of the candidate (cutout pixel 31)
+MAX_FIELD_STARS = 8
+HUBBLE_DISTANCE_MPC = 299792.458 / 70.0
+FID_BANDS = {1: "g", 2: "r"}
+
+# Imaging conditions, calibrated on real ZTF cutouts (alertlib.realism.calibration_statistics on the
+# packets in ../shared/data/alert-packets): science sky level and noise in counts, reference noise,
+# science PSF FWHM in pixels, zero point.
+# The sky level is drawn as a multiple of the noise; some science cutouts have had most of their
+# background removed (sky comparable to the noise).
+SKY_TO_NOISE_MEDIAN, SKY_TO_NOISE_SPREAD, LOW_SKY_FRACTION = 16.0, 0.5, 0.12
+SCIENCE_NOISE_MEDIAN, SCIENCE_NOISE_SPREAD = 6.9, 0.35
+REFERENCE_NOISE_RATIO = 0.15
+REFERENCE_BETA = 2.5  # co-added references have broad PSF wings
+SEEING_MEDIAN_PX, SEEING_SPREAD = 2.2, 0.35
+ZERO_POINT_MEDIAN = 26.1
+GAIN = 6.2
+
+
+def _lognormal(rng, median, spread, size):
+    return median * np.exp(rng.normal(0.0, spread, size))
+
+
+def _luminosity_distance_mpc(z):
+    # Low-redshift expansion (z < 0.2), enough for BTS-like transients.
+    return HUBBLE_DISTANCE_MPC * z * (1 + 0.5 * (1 - (-0.55)) * z)
+
+
+def draw_sources(rng: np.random.Generator, n: int, class_mix: str = "bts") -> pd.DataFrame:
+    """Draw ``n`` sources: class, brightness, host and geometry (one row per source)."""
+    if class_mix not in CLASS_MIXES:
+        raise ValueError(f"class_mix must be one of {sorted(CLASS_MIXES)}, not {class_mix!r}")
+    alert_class = rng.choice(len(ALERT_CLASSES), n, p=CLASS_MIXES[class_mix])
+    bogus_kind = np.where(
+        alert_class == ALERT_CLASSES.index("bogus"), rng.choice(len(BOGUS_KINDS), n, p=BOGUS_FRACTIONS), -1
+    )
+    extragalactic = np.isin(alert_class, [0, 1, 2])
+    # Redshifts weighted by volume; supernovae of type Ia (60%) and core-collapse (40%).
+    redshift = 0.01 + 0.1 * rng.random(n) ** (1 / 2)
+    distance_modulus = 5 * np.log10(_luminosity_distance_mpc(redshift) * 1e5)
+    is_ia = rng.random(n) < 0.6
+    absolute_peak = np.select(
+        [alert_class == 0, alert_class == 1],
+        [np.where(is_ia, rng.normal(-19.3, 0.35, n), rng.normal(-17.6, 0.9, n)), rng.normal(-19.6, 0.7, n)],
+        0.0,
+    )
+    peak_mag = np.where(np.isin(alert_class, [0, 1]), absolute_peak + distance_modulus, np.nan)
+    # Hosts: absolute magnitude and physical size, seen at the redshift.
+    host_absolute = rng.normal(-20.6, 1.0, n) - 0.6 * (alert_class == 2)
+    host_mag = host_absolute + distance_modulus
+    host_kpc = 3.5 * 10 ** (-0.2 * (host_absolute + 20.6)) * np.exp(rng.normal(0, 0.3, n))
+    angular_distance_kpc = _luminosity_distance_mpc(redshift) * 1e3 / (1 + redshift) ** 2
+    host_radius_arcsec = host_kpc / angular_distance_kpc * 206265.0
+    sources = pd.DataFrame(
+        {
+            "alert_class": np.asarray(ALERT_CLASSES)[alert_class],
+            "class_index": alert_class,
+            "bogus_kind": np.where(bogus_kind >= 0, np.asarray(BOGUS_KINDS)[np.maximum(bogus_kind, 0)], ""),
+            "has_host": extragalactic,
+            "redshift": np.where(extragalactic, redshift, np.nan),
+            "peakmag_true": peak_mag,
+            "host_mag": np.where(extragalactic, host_mag, np.nan),
+            "host_radius_arcsec": np.where(extragalactic, host_radius_arcsec, np.nan),
+            "rise_days": rng.uniform(3.0, 8.0, n) * np.where(alert_class == 1, 2.0, 1.0),
+            "fall_days": rng.uniform(15.0, 45.0, n) * np.where(alert_class == 1, 2.0, 1.0),
+            "peak_time": rng.uniform(0.0, 90.0, n),
+            "star_mag": rng.uniform(13.5, 19.5, n),  # variable star mean; bright star for bogus
+            "variability": rng.uniform(0.03, 0.4, n),  # fractional amplitude (varstar, AGN)
+            "period_days": np.exp(rng.uniform(np.log(0.3), np.log(60.0), n)),
+            "nucleus_fraction": rng.uniform(0.05, 0.6, n),  # AGN point source / host light
+            "ra": rng.uniform(0, 360, n),
+            "dec": np.degrees(np.arcsin(rng.uniform(-0.5, 1.0, n))),
+            "reference_fwhm": np.clip(_lognormal(rng, 2.3, 0.15, n), 1.5, 3.5),
+            "n_field_stars": np.minimum(rng.poisson(_lognormal(rng, 2.0, 0.7, n)), MAX_FIELD_STARS),
+        }
+    )
+    return sources
+
+
+def _peak_normalised_light_curve(t, peak_time, rise, fall):
+    """A rise-and-decline shape with maximum 1 at ``peak_time`` (a Bazin-like curve)."""
+    x = t - peak_time
+    shape = np.exp(-x / fall) / (1 + np.exp(-x / rise))
+    # The maximum of this shape sits at x* = rise * log(fall / rise - 1); normalise by it.
+    x_star = rise * np.log(np.maximum(fall / rise - 1, 1.0001))
+    return shape / (np.exp(-x_star / fall) / (1 + np.exp(-x_star / rise)))
+
+
+def observe_sources(
+    rng: np.random.Generator, sources: pd.DataFrame, epochs: int = 40, max_alerts: int = 8
+) -> pd.DataFrame:
+    """Observe each source at ``epochs`` random times; keep the positive detections as alerts.
+
+    Returns one row per alert with the epoch's band, conditions, true difference magnitude and the
+    number of detections so far (``ndethist``). At most ``max_alerts`` random detections per source
+    are kept, so bright, long-lived sources do not swamp the set.
+    """
+    n = len(sources)
+    cls = sources["class_index"].to_numpy()
+    times = np.sort(rng.uniform(-20.0, 150.0, (n, epochs)), axis=1)
+    limit = rng.normal(20.5, 0.35, (n, epochs))
+    star_flux_mag = sources["star_mag"].to_numpy()[:, None]
+    # Difference magnitude (the flux added since the reference) at each epoch, by class.
+    light = _peak_normalised_light_curve(
+        times,
+        sources["peak_time"].to_numpy()[:, None],
+        sources["rise_days"].to_numpy()[:, None],
+        sources["fall_days"].to_numpy()[:, None],
+    )
+    transient_mag = sources["peakmag_true"].to_numpy()[:, None] - 2.5 * np.log10(np.maximum(light, 1e-12))
+    phase = rng.uniform(0, 2 * np.pi, (n, 1))
+    periodic = np.sin(2 * np.pi * times / sources["period_days"].to_numpy()[:, None] + phase)
+    var_flux = sources["variability"].to_numpy()[:, None] * periodic  # relative to mean
+    var_mag = np.where(var_flux > 0, star_flux_mag - 2.5 * np.log10(np.maximum(var_flux, 1e-12)), 99.0)
+    host_mag = sources["host_mag"].to_numpy()[:, None]
+    nucleus_mag = host_mag - 2.5 * np.log10(sources["nucleus_fraction"].to_numpy()[:, None])
+    slow = np.sin(2 * np.pi * times / 97.0 + phase) + 0.5 * np.sin(2 * np.pi * times / 23.0 + 2 * phase)
+    agn_flux = 0.25 * sources["variability"].to_numpy()[:, None] * slow
+    agn_mag = np.where(agn_flux > 0, nucleus_mag - 2.5 * np.log10(np.maximum(agn_flux, 1e-12)), 99.0)
+    one_off_mag = rng.uniform(16.5, 20.3, (n, epochs))  # asteroids and bogus detections
+    c = cls[:, None]
+    difference_mag = np.select([c <= 1, c == 2, c == 3], [transient_mag, agn_mag, var_mag], one_off_mag)
+    # Asteroids are seen once; bogus detections of a source recur a few times.
+    detected = difference_mag < limit
+    one_off = cls >= 4
+    first = np.argmax(detected, axis=1)
+    rank = np.cumsum(detected, axis=1)
+    keep_one_off = np.where(cls[:, None] == 4, rank == 1, rank <= rng.integers(1, 4, (n, 1)))
+    detected = np.where(one_off[:, None], detected & keep_one_off, detected)
+    del first
+    ndethist = np.cumsum(detected, axis=1)
+    # Variable stars and AGN have long detection histories before the window.
+    ndethist = ndethist + np.where(np.isin(cls, [2, 3]), rng.integers(5, 200, n), 0)[:, None]
+    rows, cols = np.nonzero(detected)
+    # Keep at most max_alerts per source, chosen at random (deterministic given the rng).
+    priority = rng.random(rows.size)
+    order = np.lexsort((priority, rows))
+    rows, cols = rows[order], cols[order]
+    within = np.arange(rows.size) - np.searchsorted(rows, rows)
+    keep = within < max_alerts
+    rows, cols = rows[keep], cols[keep]
+    reorder = np.lexsort((cols, rows))
+    rows, cols = rows[reorder], cols[reorder]
+    m = rows.size
+    noise = _lognormal(rng, SCIENCE_NOISE_MEDIAN, SCIENCE_NOISE_SPREAD, m)
+    nominal_sky = noise * _lognormal(rng, SKY_TO_NOISE_MEDIAN, SKY_TO_NOISE_SPREAD, m)
+    low_sky = rng.random(m) < LOW_SKY_FRACTION
+    alerts = pd.DataFrame(
+        {
+            "source_index": rows,
+            "jd": 2459000.5 + times[rows, cols],
+            "phase_days": times[rows, cols] - sources["peak_time"].to_numpy()[rows],
+            "true_difference_mag": difference_mag[rows, cols],
+            "diffmaglim": limit[rows, cols],
+            "ndethist": ndethist[rows, cols],
+            "fid": rng.choice([1, 2], m),
+            "fwhm_px": np.clip(_lognormal(rng, SEEING_MEDIAN_PX, SEEING_SPREAD, m), 1.0, 6.0),
+            "psf_beta": rng.uniform(2.2, 4.0, m).round(1),
+            "noise": noise,
+            "sky": np.where(low_sky, noise * rng.uniform(0.3, 3.0, m), nominal_sky),
+            # The template cutout keeps the nominal background level even when the science one lost it.
+            "reference_level": nominal_sky,
+            "magzpsci": rng.normal(ZERO_POINT_MEDIAN, 0.15, m),
+        }
+    )
+    # Peak magnitude as the survey measured it: the brightest detection of the whole light curve.
+    observed_peak = np.where(detected, difference_mag, np.inf).min(axis=1)
+    sources["peakmag"] = np.where(
+        np.isin(cls, [0, 1]), np.minimum(sources["peakmag_true"], observed_peak), observed_peak
+    )
+    return alerts
+
+
+def _host_morphology(rng, sources_with_host: pd.DataFrame):
+    morph = galaxies.draw_morphology(rng, len(sources_with_host))
+    morph["magnitude_r"] = sources_with_host["host_mag"].to_numpy()
+    morph["half_light_radius"] = sources_with_host["host_radius_arcsec"].to_numpy()
+    # Galaxy Zoo's merger fraction is for bright nearby galaxies; hosts rarely show companions at ZTF depth.
+    return morph
+
+
+def _offset_following_light(rng, morph) -> tuple[np.ndarray, np.ndarray]:
+    """Transient offsets (arcsec, on the sky) drawn from the host's light: disk or bulge by B/T."""
+    n = len(morph["magnitude_r"])
+    in_bulge = rng.random(n) < morph["bulge_fraction"]
+    re = morph["half_light_radius"]
+    # Exponential disk: radius ~ Gamma(2, r_d); a de Vaucouleurs bulge is more concentrated.
+    disk_radius = rng.gamma(2.0, re * morph["bulge_radius_ratio"].clip(0.15, 1) ** 0 / 1.678, n)
+    bulge_radius = re * morph["bulge_radius_ratio"] * rng.gamma(1.2, 0.6, n)
+    radius = np.where(in_bulge, bulge_radius, disk_radius)
+    angle = rng.uniform(0, 2 * np.pi, n)
+    q = np.where(in_bulge, morph["bulge_axis_ratio"], morph["disk_axis_ratio"])
+    along, across = radius * np.cos(angle), radius * np.sin(angle) * q
+    pa = morph["position_angle"]
+    return along * np.cos(pa) - across * np.sin(pa), along * np.sin(pa) + across * np.cos(pa)
+
+
+_PIXEL = render.pixel_transfer((CANVAS, CANVAS)).astype(np.float32)
+
+
+def _point_spectrum(flux, x, y):
+    """Fourier spectrum (B, H, W//2+1) of pixel-integrated points of ``flux`` at canvas (x, y)."""
+    phase = render.shift_phase(x, y, (CANVAS, CANVAS))
+    return (np.asarray(flux, dtype=np.float32)[:, None, None] * _PIXEL) * phase
+
+
+def _add_points(spectra, flux, x, y):
+    """Add points to the spectra of the images whose ``flux`` is non-zero (in place)."""
+    rows = np.nonzero(flux != 0)[0]
+    if rows.size:
+        spectra[rows] += _point_spectrum(flux[rows], x[rows], y[rows])
+
+
+def render_batch(
+    rng: np.random.Generator, sources: pd.DataFrame, alerts: pd.DataFrame
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Render the triplets of ``alerts`` (all of whose sources are in ``sources``).
+
+    Returns
+    -------
+    triplets:
+        (N, 63, 63, 3) float32 in counts, channels (science, reference, difference), before normalisation.
+    measured:
+        Per-alert measurements that go into the candidate table (magpsf, sigmapsf, fwhm, sgscore1, ...).
+    """
+    canvas = (CANVAS, CANVAS)
+    n_src, n_alerts = len(sources), len(alerts)
+    cls = sources["class_index"].to_numpy()
+    kind = sources["bogus_kind"].to_numpy()
+
+    # --- per source: candidate position, host light, field stars, reference PSF ---------------------
+    cand_x = CENTRE + rng.uniform(-0.5, 0.5, n_src)
+    cand_y = CENTRE + rng.uniform(-0.5, 0.5, n_src)
+    host_spectrum = np.zeros((n_src, 2, CANVAS, CANVAS // 2 + 1), dtype=np.complex64)
+    offset_x = np.zeros(n_src)
+    offset_y = np.zeros(n_src)
+    host_index = np.nonzero(sources["has_host"].to_numpy())[0]
+    host_truth = {}
+    if host_index.size:
+        morph = _host_morphology(rng, sources.iloc[host_index])
+        dx, dy = _offset_following_light(rng, morph)
+        is_sn = cls[host_index] == 0
+        # Nuclear transients and AGN sit on the nucleus (astrometric scatter only).
+        dx = np.where(is_sn, dx, rng.normal(0, 0.12, host_index.size))
+        dy = np.where(is_sn, dy, rng.normal(0, 0.12, host_index.size))
+        offset_x[host_index], offset_y[host_index] = dx, dy
+        centre = np.stack([cand_x[host_index] - dx / PIXEL_SCALE, cand_y[host_index] - dy / PIXEL_SCALE], axis=1)
+        light = galaxies.intrinsic_images(
+            morph, CANVAS, np.full(host_index.size, PIXEL_SCALE), 0.0, ("g", "r"), oversample=1, centre=centre
+        )
+        host_spectrum[host_index] = render.rfft2(light)
+        host_truth = {"bulge_fraction": morph["bulge_fraction"], "arm_count": morph["arm_count"]}
+    # Field stars, static: in the reference and the science image alike.
+    star_slots = np.arange(MAX_FIELD_STARS)[None, :] < sources["n_field_stars"].to_numpy()[:, None]
+    # Star counts rise towards faint magnitudes.
+    star_mag = 21.2 - 6.5 * rng.random((n_src, MAX_FIELD_STARS)) ** 1.8
+    star_x = rng.uniform(0, CANVAS, (n_src, MAX_FIELD_STARS))
+    star_y = rng.uniform(0, CANVAS, (n_src, MAX_FIELD_STARS))
+    # A point source on the candidate: the variable star, or the bright star behind a bogus residual.
+    central_star = (cls == 3) | np.isin(kind, ["dipole", "psf_mismatch", "ghost"])
+    central_star_mag = np.where(
+        np.isin(kind, ["psf_mismatch", "ghost"]), rng.uniform(12.5, 15.5, n_src), sources["star_mag"].to_numpy()
+    )
+    nucleus = cls == 2
+    nucleus_mag = sources["host_mag"].to_numpy() - 2.5 * np.log10(sources["nucleus_fraction"].to_numpy())
+    # Dipoles also come from misaligned galaxy nuclei; give some dipoles a host-like blob instead.
+
+    # --- per alert ----------------------------------------------------------------------------------
+    src = alerts["source_index"].to_numpy()
+    band = (alerts["fid"].to_numpy() == 2).astype(np.int64)  # 0 = g, 1 = r
+    zp = alerts["magzpsci"].to_numpy()
+    to_counts = lambda mag: 10 ** (-0.4 * (mag - zp))  # noqa: E731
+    fwhm = alerts["fwhm_px"].to_numpy()
+    beta = alerts["psf_beta"].to_numpy()
+    ref_fwhm = sources["reference_fwhm"].to_numpy()[src]
+    sci_transfer = render.moffat_transfer(fwhm, beta, canvas)
+    ref_transfer = render.moffat_transfer(ref_fwhm, REFERENCE_BETA, canvas)
+
+    # Static scene (host + field stars + quiescent central star / nucleus), in the alert's band.
+    static = host_spectrum[src, band] * to_counts(0.0).astype(np.float32)[:, None, None]
+    for slot in range(MAX_FIELD_STARS):
+        flux = np.where(star_slots[src, slot], to_counts(star_mag[src, slot]), 0.0)
+        _add_points(static, flux, star_x[src, slot], star_y[src, slot])
+    central_flux = np.where(central_star[src], to_counts(central_star_mag[src]), 0.0)
+    central_flux += np.where(nucleus[src], to_counts(np.nan_to_num(nucleus_mag[src], nan=99.0)), 0.0)
+    _add_points(static, central_flux, cand_x[src], cand_y[src])
+
+    # What changed since the reference: the transient, the variable part, an asteroid.
+    a_cls = cls[src]
+    a_kind = kind[src]
+    new_flux = np.where(a_cls <= 4, to_counts(alerts["true_difference_mag"].to_numpy()), 0.0)
+    changed = np.zeros_like(static)
+    _add_points(changed, np.where(a_cls == 4, 0.0, new_flux), cand_x[src], cand_y[src])
+    trailed = (a_cls == 4) & (rng.random(n_alerts) < 0.4)
+    trail_length = np.where(trailed, rng.uniform(2.0, 8.0, n_alerts), 0.0)
+    trail_angle = rng.uniform(0, np.pi, n_alerts)
+    for step in np.linspace(-0.5, 0.5, 7):
+        px = cand_x[src] + step * trail_length * np.cos(trail_angle)
+        py = cand_y[src] + step * trail_length * np.sin(trail_angle)
+        _add_points(changed, np.where(a_cls == 4, new_flux / 7, 0.0), px, py)
+    ghost = a_kind == "ghost"
+    ghost_width = rng.uniform(2.0, 4.0, n_alerts)
+    if np.any(ghost):
+        # A ghost: a defocused copy of a bright star, a blob of a few pixels, in the science image only.
+        g = np.nonzero(ghost)[0]
+        ghost_flux = to_counts(alerts["true_difference_mag"].to_numpy() - 1.0)[g]
+        blob = render.gaussian_transfer(ghost_width[g], canvas)
+        changed[g] += _point_spectrum(ghost_flux, cand_x[src][g], cand_y[src][g]) * blob
+
+    science_model = render.irfft2((static + changed) * sci_transfer, canvas)
+    reference_model = render.irfft2(static * ref_transfer, canvas)
+
+    # Noise: science per epoch; reference one deep realisation per source and band.
+    sky = alerts["sky"].to_numpy()
+    noise = alerts["noise"].to_numpy()
+    read_noise = np.sqrt(np.maximum(noise**2 - sky / GAIN, 1.0))
+    science = render.add_noise(rng, science_model, sky, GAIN, read_noise)
+    ref_noise_sigma = np.clip(_lognormal(rng, SCIENCE_NOISE_MEDIAN * REFERENCE_NOISE_RATIO, 0.3, n_src), 0.4, None)[src]
+    # Same realisation for every alert of a source in a band: the template does not change.
+    reference_noise = rng.standard_normal((n_src, 2, CANVAS, CANVAS), dtype=np.float32)
+    reference = reference_model + reference_noise[src, band] * ref_noise_sigma[:, None, None].astype(np.float32)
+
+    # Science-only defects (real space).
+    defects = np.zeros_like(science)
+    defect_flux = to_counts(alerts["true_difference_mag"].to_numpy())
+    cx, cy = np.rint(cand_x[src]).astype(int), np.rint(cand_y[src]).astype(int)
+    for index in np.nonzero(np.isin(a_kind, ["cosmic_ray", "hot_pixel", "bad_column"]))[0]:
+        if a_kind[index] == "hot_pixel":
+            defects[index, cy[index], cx[index]] = defect_flux[index] * 0.6
+        elif a_kind[index] == "cosmic_ray":
+            length = rng.integers(1, 5)
+            direction = rng.uniform(0, np.pi)
+            for k in range(length):
+                defects[
+                    index, cy[index] + int(round(k * np.sin(direction))), cx[index] + int(round(k * np.cos(direction)))
+                ] += defect_flux[index] * 0.5 / length
+        else:
+            defects[index, :, cx[index]] += defect_flux[index] * 0.05 * rng.uniform(0.5, 1.5)
+    science += defects
+
+    # --- PSF-matched subtraction ----------------------------------------------------------------------
+    sigma_sci, sigma_ref = fwhm / 2.3548, ref_fwhm / 2.3548
+    kernel_error = np.where(
+        a_kind == "psf_mismatch",
+        rng.choice([-1, 1], n_alerts) * rng.uniform(0.25, 0.5, n_alerts),
+        rng.normal(0, 0.05, n_alerts),
+    )
+    kernel_variance = (sigma_sci**2 - sigma_ref**2) * (1 + kernel_error)
+    shift_scale = np.where(a_kind == "dipole", rng.uniform(0.4, 1.2, n_alerts), 0.04)
+    shift_x, shift_y = rng.normal(0, 1, n_alerts) * shift_scale, rng.normal(0, 1, n_alerts) * shift_scale
+    ref_spectrum = render.rfft2(reference)  # the reference model carries no sky
+    sci_spectrum = render.rfft2(science - sky[:, None, None].astype(np.float32))
+    blur_ref = kernel_variance > 0
+    kernel_ref = render.gaussian_transfer(np.sqrt(np.where(blur_ref, kernel_variance, 0.0)), canvas)
+    kernel_sci = render.gaussian_transfer(np.sqrt(np.where(blur_ref, 0.0, -kernel_variance)), canvas)
+    phase = render.shift_phase(shift_x, shift_y, canvas)
+    difference = render.irfft2(sci_spectrum * kernel_sci - ref_spectrum * kernel_ref * phase, canvas)
+    reference_level = alerts["reference_level"].to_numpy() * np.exp(rng.normal(0, 0.003, n_alerts))
+    reference_cutout = reference + reference_level[:, None, None].astype(np.float32)
+
+    crop = slice(CROP, CROP + STAMP_SIZE)
+    triplets = np.empty((n_alerts, STAMP_SIZE, STAMP_SIZE, 3), dtype=np.float32)
+    for channel, image in enumerate((science, reference_cutout, difference)):
+        triplets[..., channel] = image[:, crop, crop]
+    # Stamps at chip edges: the part off the chip is missing, zero after padding at the bottom/right.
+    edge = rng.random(n_alerts) < 0.04
+    for index in np.nonzero(edge)[0]:
+        keep = rng.integers(20, STAMP_SIZE)
+        if rng.random() < 0.5:
+            triplets[index, keep:, :, :] = 0.0
+        else:
+            triplets[index, :, keep:, :] = 0.0
+
+    # --- measurements ------------------------------------------------------------------------------
+    true_flux = to_counts(alerts["true_difference_mag"].to_numpy())
+    noise_area = 4 * np.pi * sigma_sci**2
+    flux_error = noise * np.sqrt(noise_area) * np.sqrt(1 + true_flux / (GAIN * noise**2 * noise_area))
+    measured_flux = np.maximum(true_flux + rng.normal(0, 1, n_alerts) * flux_error, 0.2 * true_flux)
+    magpsf = zp - 2.5 * np.log10(measured_flux)
+    sigmapsf = 1.0857 * flux_error / measured_flux
+    # Nearest Pan-STARRS source: the host (galaxy-like score) or the star, else a random field object.
+    host_mag_src = sources["host_mag"].to_numpy()
+    host_in_ps1 = sources["has_host"].to_numpy() & (np.nan_to_num(host_mag_src, nan=99) < 21.5)
+    offset = np.hypot(offset_x, offset_y)
+    sg_host = rng.beta(1.2, 8.0, n_src)
+    sg_star = rng.uniform(0.85, 1.0, n_src)
+    sg_random = np.where(rng.random(n_src) < 0.6, rng.uniform(0.7, 1.0, n_src), rng.uniform(0, 0.4, n_src))
+    dist_random = rng.uniform(1.5, 30.0, n_src)
+    sgscore = np.select([host_in_ps1, central_star], [sg_host, sg_star], sg_random)
+    distpsnr = np.select(
+        [host_in_ps1, central_star],
+        [offset + np.abs(rng.normal(0, 0.1, n_src)), np.abs(rng.normal(0, 0.15, n_src))],
+        dist_random,
+    )
+    compact = np.isin(a_kind, ["cosmic_ray", "hot_pixel"])
+    measured = pd.DataFrame(
+        {
+            "magpsf": magpsf,
+            "sigmapsf": sigmapsf,
+            "fwhm": np.where(
+                compact,
+                rng.uniform(0.6, 1.3, n_alerts),
+                fwhm * np.exp(rng.normal(0, 0.05, n_alerts)) + trail_length * 0.5,
+            ),
+            "sgscore1": sgscore[src],
+            "distpsnr1": distpsnr[src],
+            "host_offset_arcsec": offset[src],
+            "reference_fwhm": ref_fwhm,
+        }
+    )
+    del host_truth
+    return triplets, measured
+
+
+def _object_id(source_id: np.ndarray, seed: int) -> np.ndarray:
+    """ZTF-like object names, unique per (seed, source): ``ZTFsim`` + 7 letters."""
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    code = (np.asarray(source_id, dtype=np.int64) + 1_000_003 * int(seed)) % 26**7
+    digits = [(code // 26**k) % 26 for k in range(6, -1, -1)]
+    return np.array(["ZTFsim" + "".join(chars) for chars in zip(*(letters[d] for d in digits), strict=True)])
+
+
+def source_set(alert_class: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """The BTS release's ``source_set``: trues, dims, vars or rejects."""
+    return np.select(
+        [label == 1, np.isin(alert_class, ["sn", "nuclear"]), np.isin(alert_class, ["varstar", "agn"])],
+        ["trues", "dims", "vars"],
+        "rejects",
+    )
+
+
+def simulate_alert_batch(
+    seed: int, batch_index: int, n_sources: int, first_source_id: int, max_alerts: int = 8, class_mix: str = "bts"
+):
+    """Sources, alerts and raw triplets of one batch; its random stream depends only on (seed, batch).
+
+    Returns
+    -------
+    triplets:
+        (N, 63, 63, 3) float32 counts (before normalisation).
+    candidates:
+        One row per alert: ZTF candidate fields, labels and truth columns.
+    """
+    rng = np.random.default_rng([int(seed), int(batch_index), 3])
+    sources = draw_sources(rng, n_sources, class_mix)
+    alerts = observe_sources(rng, sources, max_alerts=max_alerts)
+    triplets, measured = render_batch(rng, sources, alerts)
+    src = alerts["source_index"].to_numpy()
+    source_id = first_source_id + src
+    label = (
+        sources["class_index"].isin([0, 1]).to_numpy() & (sources["peakmag"].to_numpy() <= PEAK_MAG_THRESHOLD)
+    ).astype(np.int64)[src]
+    alert_class = sources["alert_class"].to_numpy()[src]
+    candid = (np.int64(seed) % 1000) * 10**15 + source_id.astype(np.int64) * 1000 + np.arange(len(alerts)) % 1000
+    candidates = pd.DataFrame(
+        {
+            "objectId": _object_id(source_id, seed),
+            "candid": candid,
+            "label": label,
+            "source_set": source_set(alert_class, label),
+            "alert_class": alert_class,
+            "bogus_kind": sources["bogus_kind"].to_numpy()[src],
+            "source_id": source_id,
+            "peakmag": sources["peakmag"].to_numpy()[src],
+            "jd": alerts["jd"].to_numpy(),
+            "fid": alerts["fid"].to_numpy(),
+            "isdiffpos": "t",
+            "ra": sources["ra"].to_numpy()[src],
+            "dec": sources["dec"].to_numpy()[src],
+            "magpsf": measured["magpsf"].to_numpy(),
+            "sigmapsf": measured["sigmapsf"].to_numpy(),
+            "fwhm": measured["fwhm"].to_numpy(),
+            "sgscore1": measured["sgscore1"].to_numpy(),
+            "distpsnr1": measured["distpsnr1"].to_numpy(),
+            "ndethist": alerts["ndethist"].to_numpy(),
+            "diffmaglim": alerts["diffmaglim"].to_numpy(),
+            "magzpsci": alerts["magzpsci"].to_numpy(),
+            "true_difference_mag": alerts["true_difference_mag"].to_numpy(),
+            "phase_days": alerts["phase_days"].to_numpy(),
+            "redshift": sources["redshift"].to_numpy()[src],
+            "host_mag": sources["host_mag"].to_numpy()[src],
+            "host_radius_arcsec": sources["host_radius_arcsec"].to_numpy()[src],
+            "host_offset_arcsec": measured["host_offset_arcsec"].to_numpy(),
+            "reference_fwhm": measured["reference_fwhm"].to_numpy(),
+            "sky_level": alerts["sky"].to_numpy(),
+            "sky_noise": alerts["noise"].to_numpy(),
+        }
+    )
+    return triplets, candidates
+
+
+def split_by_source(
+    candidates: pd.DataFrame, seed: int, fractions=(0.81, 0.09, 0.10), n_max: int = 100
+) -> dict[str, np.ndarray]:
+    """Row indices of train/val/test: sources split 81/9/10; training keeps <= ``n_max`` alerts per source."""
+    rng = np.random.default_rng([int(seed), 7])
+    sources = np.unique(candidates["source_id"].to_numpy())
+    order = rng.permutation(sources)
+    n_train = int(round(fractions[0] * len(order)))
+    n_val = int(round(fractions[1] * len(order)))
+    assignment = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+    source_of_row = candidates["source_id"].to_numpy()
+    rows = {}
+    for split, members in assignment.items():
+        index = np.nonzero(np.isin(source_of_row, members))[0]
+        if split == "train" and n_max is not None:
+            priority = rng.random(index.size)
+            order_in = np.lexsort((priority, source_of_row[index]))
+            index = index[order_in]
+            groups = source_of_row[index]
+            within = np.arange(index.size) - np.searchsorted(groups, groups)
+            index = np.sort(index[within < n_max])
+        rows[split] = index
+    return rows

@@ -1,0 +1,254 @@
+"""How real is the simulated sky? Calibration statistics and a classifier two-sample test.
+
+``triplet_statistics`` measures, on L2-normalised triplets (so real and simulated are compared on
+the same footing), what the simulator was calibrated on: the noise-to-level ratio of the science
+and reference cutouts (sky noise over sky level does not change under normalisation), the noise of
+the difference, the PSF width of the candidate in the difference, pixel-value quantiles of each
+channel, and whether the reference shows an extended host around the candidate.
+
+``two_sample_test`` trains classifiers to tell simulated from real triplets and reports their
+held-out (cross-validated) ROC AUC with a bootstrap interval: 0.5 means the classifier cannot tell
+them apart. Two classifiers look from two sides: a small CNN on the pixels, and gradient-boosted
+trees on the calibration statistics; the reported ``auc`` is the larger (the stronger critic).
+
+Real triplets are read with ``alertlib.packets.load_triplets``; simulated ones from a folder in the
+BTS release layout (``alertlib simulate alerts``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CHANNELS = ("science", "reference", "difference")
+
+
+def _robust_sigma(values: np.ndarray, axis) -> np.ndarray:
+    median = np.median(values, axis=axis, keepdims=True)
+    return 1.4826 * np.median(np.abs(values - median), axis=axis)
+
+
+def triplet_statistics(triplets: np.ndarray) -> pd.DataFrame:
+    """Calibration statistics of (N, 63, 63, 3) L2-normalised triplets, one row per triplet."""
+    triplets = np.asarray(triplets, dtype=np.float32)
+    n, size = triplets.shape[0], triplets.shape[1]
+    centre = size // 2
+    rows = {}
+    valid = triplets != 0  # zero padding at chip edges is not sky
+    for k, name in enumerate(CHANNELS):
+        channel = triplets[..., k]
+        flat = channel.reshape(n, -1)
+        masked = np.where(valid[..., k].reshape(n, -1), flat, np.nan)
+        level = np.nanmedian(masked, axis=1)
+        sigma = 1.4826 * np.nanmedian(np.abs(masked - level[:, None]), axis=1)
+        rows[f"{name}_level"] = level
+        rows[f"{name}_noise"] = sigma
+        if name != "difference":
+            rows[f"{name}_noise_to_level"] = sigma / np.maximum(np.abs(level), 1e-9)
+        for q in (1, 50, 99, 99.9):
+            rows[f"{name}_q{q}"] = np.nanpercentile(masked, q, axis=1)
+    difference = triplets[..., 2]
+    box = difference[:, centre - 5 : centre + 6, centre - 5 : centre + 6]
+    peak = box.max(axis=(1, 2))
+    rows["difference_peak_snr"] = peak / np.maximum(rows["difference_noise"], 1e-9)
+    # PSF width from the area above half the peak (robust for noisy, undersampled stamps).
+    above = (box >= 0.5 * peak[:, None, None]).sum(axis=(1, 2))
+    rows["psf_fwhm_px"] = 2.0 * np.sqrt(above / np.pi)
+    # Extended emission around the candidate in the reference: a host galaxy, not a star.
+    reference = triplets[..., 1] - rows["reference_level"][:, None, None]
+    yy, xx = np.mgrid[0:size, 0:size]
+    radius = np.hypot(yy - centre, xx - centre)
+    core = reference[:, radius < 3].sum(axis=1)
+    ring = reference[:, (radius >= 3) & (radius < 9)].sum(axis=1)
+    ring_noise = rows["reference_noise"] * np.sqrt(((radius >= 3) & (radius < 9)).sum())
+    rows["reference_ring_snr"] = ring / np.maximum(ring_noise, 1e-12)
+    rows["reference_extent"] = ring / np.maximum(np.abs(core), 1e-12)
+    rows["host_visible"] = (rows["reference_ring_snr"] > 5) & (rows["reference_extent"] > 1.0)
+    return pd.DataFrame(rows)
+
+
+def compare_statistics(simulated: pd.DataFrame, real: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    """Median and 10-90% range of each statistic, simulated beside real (host_visible: the fraction)."""
+    columns = columns or [
+        "science_noise_to_level",
+        "reference_noise_to_level",
+        "difference_noise",
+        "psf_fwhm_px",
+        "difference_peak_snr",
+        "host_visible",
+    ]
+    rows = []
+    for column in columns:
+        for name, table in (("simulated", simulated), ("real", real)):
+            values = table[column].astype(float).to_numpy()
+            rows.append(
+                {
+                    "statistic": column,
+                    "data": name,
+                    "median": float(np.nanmedian(values)),
+                    "p10": float(np.nanpercentile(values, 10)),
+                    "p90": float(np.nanpercentile(values, 90)),
+                    "mean": float(np.nanmean(values)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def read_simulated_triplets(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
+    """Every split of a BTS-layout folder, concatenated (triplets, candidates)."""
+    from .release import SPLITS, read_split
+
+    parts = [read_split(folder, split, mmap=False) for split in SPLITS]
+    return np.concatenate([p.triplets for p in parts]), pd.concat([p.candidates for p in parts], ignore_index=True)
+
+
+def read_real_triplets(paths) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """Real ZTF triplets from packet files and folders (``alertlib.packets.load_triplets``)."""
+    from .packets import load_triplets
+
+    triplets, candidates, skipped = load_triplets([Path(p) for p in paths], dataset="ztf")
+    if len(triplets) == 0:
+        raise ValueError(
+            f"no ZTF triplets could be read from {[str(p) for p in paths]} ({len(skipped)} alerts skipped); "
+            f"give ZTF Avro or Fink Parquet packet files or folders"
+        )
+    return triplets, candidates, skipped
+
+
+def _cnn_scores(train_x, train_y, test_x, seed: int, epochs: int = 10) -> np.ndarray:
+    """Train a small CNN (with flips and 90-degree rotations) and score ``test_x``."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 5, stride=2, padding=2),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 1),
+    )
+    optimiser = torch.optim.Adam(model.parameters(), lr=2e-3)
+    x = torch.from_numpy(np.moveaxis(train_x, -1, 1).copy()) * 63.0  # normalised cutouts have pixels ~1/63
+    y = torch.from_numpy(train_y.astype(np.float32))
+    generator = torch.Generator().manual_seed(seed)
+    loss_fn = nn.BCEWithLogitsLoss()
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x), 64):
+            batch = order[start : start + 64]
+            images = x[batch]
+            k = int(torch.randint(0, 4, (1,), generator=generator))
+            images = torch.rot90(images, k, dims=(2, 3))
+            if torch.rand(1, generator=generator) < 0.5:
+                images = images.flip(3)
+            optimiser.zero_grad()
+            loss = loss_fn(model(images).squeeze(1), y[batch])
+            loss.backward()
+            optimiser.step()
+    with torch.no_grad():
+        test = torch.from_numpy(np.moveaxis(test_x, -1, 1).copy()) * 63.0
+        return torch.sigmoid(model(test).squeeze(1)).numpy()
+
+
+def _feature_scores(train_x, train_y, test_x, seed: int) -> np.ndarray:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.05, max_leaf_nodes=15, random_state=seed)
+    model.fit(train_x, train_y)
+    return model.predict_proba(test_x)[:, 1]
+
+
+def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, seed: int, n_boot: int = 1000) -> tuple[float, float, float]:
+    """ROC AUC and its 95% bootstrap interval (resampling triplets)."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    auc = float(roc_auc_score(labels, scores))
+    values = []
+    for _ in range(n_boot):
+        index = rng.integers(0, len(labels), len(labels))
+        if labels[index].min() != labels[index].max():
+            values.append(roc_auc_score(labels[index], scores[index]))
+    low, high = np.percentile(values, [2.5, 97.5])
+    return auc, float(low), float(high)
+
+
+def two_sample_test(
+    simulated: np.ndarray, real: np.ndarray, seed: int = 0, folds: int = 5, epochs: int = 10, n_boot: int = 1000
+) -> dict:
+    """Cross-validated classifier two-sample test between simulated and real triplets.
+
+    The larger set is subsampled to the size of the smaller, so chance is exactly 0.5. Each fold's
+    classifiers are trained on the other folds; out-of-fold scores of all triplets give the AUC.
+
+    Returns
+    -------
+    dict
+        ``auc``, ``auc_low``, ``auc_high`` (the stronger classifier), ``n_sim``, ``n_real``, and per
+        classifier ``auc_cnn``, ``auc_features`` with their intervals.
+    """
+    import torch
+    from sklearn.model_selection import StratifiedKFold
+
+    rng = np.random.default_rng(seed)
+    n = min(len(simulated), len(real))
+    sim_index = np.sort(rng.choice(len(simulated), n, replace=False))
+    real_index = np.sort(rng.choice(len(real), n, replace=False))
+    images = np.concatenate([np.asarray(simulated[sim_index], np.float32), np.asarray(real[real_index], np.float32)])
+    labels = np.concatenate([np.zeros(n, np.int64), np.ones(n, np.int64)])  # 1 = real
+    features = triplet_statistics(images).astype(float).to_numpy()
+    cnn, trees = np.zeros(2 * n), np.zeros(2 * n)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    for fold, (train, test) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(images, labels)):
+        cnn[test] = _cnn_scores(images[train], labels[train], images[test], seed + fold, epochs)
+        trees[test] = _feature_scores(features[train], labels[train], features[test], seed + fold)
+    result = {"n_sim": int(n), "n_real": int(n)}
+    for name, scores in (("cnn", cnn), ("features", trees)):
+        auc, low, high = bootstrap_auc(labels, scores, seed, n_boot)
+        result.update({f"auc_{name}": auc, f"auc_{name}_low": low, f"auc_{name}_high": high})
+    best = "cnn" if result["auc_cnn"] >= result["auc_features"] else "features"
+    result.update(
+        {
+            "auc": result[f"auc_{best}"],
+            "auc_low": result[f"auc_{best}_low"],
+            "auc_high": result[f"auc_{best}_high"],
+            "critic": best,
+        }
+    )
+    return result
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sim_dir", help="simulated alerts in the BTS release layout (alertlib simulate alerts)")
+    parser.add_argument("real_packets", nargs="+", help="real ZTF packet files or folders (Avro, Fink Parquet)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=10, help="CNN epochs per fold")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    simulated, _ = read_simulated_triplets(args.sim_dir)
+    real, _, skipped = read_real_triplets(args.real_packets)
+    result = two_sample_test(simulated, real, seed=args.seed, folds=args.folds, epochs=args.epochs)
+    result["n_real_skipped"] = int(len(skipped))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(
+        f"two-sample AUC {result['auc']:.3f} [{result['auc_low']:.3f}, {result['auc_high']:.3f}] "
+        f"(critic: {result['critic']}; CNN {result['auc_cnn']:.3f}, statistics {result['auc_features']:.3f}); "
+        f"{result['n_sim']} simulated vs {result['n_real']} real triplets ({len(skipped)} real alerts skipped). "
+        f"0.5 = indistinguishable."
+    )
+    return 0

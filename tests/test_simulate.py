@@ -1,0 +1,216 @@
+"""The simulated sky: renderer vs GalSim, votes on the schema's tree, alerts in the BTS layout, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alertlib import alerts, galaxies, render
+from alertlib.release import read_split
+from alertlib.schema import load_schema
+from alertlib.simulate import cached_sky, simulate_alerts, simulate_galaxies
+
+galsim = pytest.importorskip("galsim")
+
+SIZE = 48
+CENTRE = (SIZE - 1) / 2.0
+ACCURATE = galsim.GSParams(folding_threshold=1e-4, maxk_threshold=1e-5, kvalue_accuracy=1e-7)
+
+
+def radial_profile(image: np.ndarray, annuli: int = 12) -> np.ndarray:
+    yy, xx = np.indices(image.shape)
+    radius = np.hypot(xx - CENTRE, yy - CENTRE)
+    return np.array([image[(radius >= k) & (radius < k + 1)].mean() for k in range(annuli)])
+
+
+def assert_matches_galsim(ours: np.ndarray, theirs: np.ndarray, profile_tolerance: float = 0.02):
+    assert abs(ours.sum() / theirs.sum() - 1) < 0.01, (ours.sum(), theirs.sum())
+    relative = np.abs(radial_profile(ours) / radial_profile(theirs) - 1)
+    assert relative.max() < profile_tolerance, np.round(relative, 4)
+
+
+@pytest.mark.parametrize(
+    "n, half_light_radius, axis_ratio",
+    [(1.0, 4.0, 1.0), (4.0, 4.0, 1.0), (4.0, 2.0, 0.6), (0.8, 3.0, 0.4), (2.5, 6.0, 0.8)],
+)
+def test_sersic_matches_galsim(n, half_light_radius, axis_ratio):
+    profile = galsim.Sersic(n, half_light_radius=half_light_radius, flux=1000.0)  # default accuracy suffices
+    theirs = profile.shear(q=axis_ratio, beta=30 * galsim.degrees).drawImage(nx=SIZE, ny=SIZE, scale=1.0).array
+    ours = render.sersic_image((SIZE, SIZE), CENTRE, CENTRE, 1000.0, half_light_radius, n, axis_ratio, np.radians(30))[
+        0
+    ]
+    assert_matches_galsim(ours, theirs)
+
+
+@pytest.mark.parametrize("fwhm, beta", [(1.5, 2.5), (2.0, 2.5), (3.5, 3.0)])
+def test_moffat_matches_galsim(fwhm, beta):
+    profile = galsim.Moffat(beta=beta, fwhm=fwhm, flux=1000.0, gsparams=ACCURATE)
+    theirs = profile.drawImage(nx=SIZE, ny=SIZE, scale=1.0, method="real_space").array
+    ours = render.moffat_image((SIZE, SIZE), CENTRE, CENTRE, 1000.0, fwhm, beta)[0]
+    assert_matches_galsim(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    "n, half_light_radius, fwhm", [(4.0, 3.0, 2.0), (1.0, 4.0, 2.5), (4.0, 1.5, 1.6), (1.0, 1.0, 2.0)]
+)
+def test_psf_convolution_matches_galsim(n, half_light_radius, fwhm):
+    """Sersic convolved with a Moffat PSF: oversample 2 within 1%/2%; the fast oversample 1 within 5%."""
+    scene = galsim.Convolve(
+        galsim.Sersic(n, half_light_radius=half_light_radius, flux=1000.0, gsparams=ACCURATE),
+        galsim.Moffat(beta=2.5, fwhm=fwhm, gsparams=ACCURATE),
+    )
+    theirs = scene.drawImage(nx=SIZE, ny=SIZE, scale=1.0).array
+    for oversample, tolerance in ((2, 0.02), (1, 0.05)):
+        fine = SIZE * oversample
+        intrinsic = render.sersic_image(
+            (fine, fine), (fine - 1) / 2, (fine - 1) / 2, 1000.0, half_light_radius * oversample, n
+        )
+        ours = render.convolve_moffat(intrinsic, np.array([fwhm]), np.array([2.5]), oversample=oversample)[0]
+        assert_matches_galsim(ours, theirs, tolerance)
+
+
+def test_point_source_in_fourier_space_matches_galsim():
+    """The alert renderer's points: pixel response times Moffat transfer times a phase ramp.
+
+    Flux to 1%; pixels above 5% of the peak to 7% (the price of skipping the aliased copies of a
+    PSF only about two pixels wide, which the noise of a real cutout dwarfs).
+    """
+    canvas = (SIZE, SIZE)
+    x, y = 20.3, 25.7
+    spectrum = (
+        render.pixel_transfer(canvas)
+        * render.shift_phase([x], [y], canvas)
+        * render.moffat_transfer([2.2], [3.0], canvas)
+    )
+    ours = render.irfft2(1000.0 * spectrum, canvas)[0]
+    star = galsim.Moffat(beta=3.0, fwhm=2.2, flux=1000.0, gsparams=ACCURATE)
+    theirs = star.drawImage(nx=SIZE, ny=SIZE, scale=1.0, offset=(x - CENTRE, y - CENTRE)).array
+    assert abs(ours.sum() / theirs.sum() - 1) < 0.01
+    core = theirs > 0.05 * theirs.max()
+    assert np.abs(ours[core] / theirs[core] - 1).max() < 0.07
+
+
+def test_votes_follow_the_schema_tree():
+    schema = load_schema()
+    rng = np.random.default_rng(0)
+    rgb, votes, truth = galaxies.galaxy_batch(rng, 300, image_size=32)
+    assert rgb.shape == (300, 32, 32, 3) and rgb.dtype == np.uint8
+    assert list(votes.columns) == schema.answer_columns
+    total = {q.name: votes[q.columns(schema.suffix)].sum(axis=1) for q in schema.questions}
+    for question in schema.questions:
+        if question.asked_if is not None:
+            parent, answer = question.asked_if
+            # A follow-up question receives exactly the volunteers who gave the leading answer.
+            assert (total[question.name] == votes[schema.column(parent, answer)]).all(), question.name
+    assert total["smooth-or-featured"].between(30, 50).all()
+    # Votes follow the truth: smooth galaxies get mostly "smooth" votes, edge-on disks "yes".
+    fraction_smooth = votes[schema.column("smooth-or-featured", "smooth")] / total["smooth-or-featured"]
+    assert fraction_smooth[truth["true_smooth"]].mean() > fraction_smooth[~truth["true_smooth"]].mean() + 0.25
+    clear = truth["clarity"] > 0.6
+    edge_on = votes[schema.column("disk-edge-on", "yes")] / total["disk-edge-on"].clip(lower=1)
+    assert (
+        edge_on[clear & (truth["true_inclination"] > 82)].mean()
+        > edge_on[clear & (truth["true_inclination"] < 50)].mean() + 0.3
+    )
+
+
+def test_galaxy_catalog_format_and_determinism(tmp_path):
+    first = simulate_galaxies(40, seed=3, out_dir=tmp_path / "a", image_size=32, progress=False)
+    second = simulate_galaxies(40, seed=3, out_dir=tmp_path / "b", image_size=32, progress=False)
+    catalog = pd.read_parquet(first / "catalog.parquet")
+    assert {"id_str", "file_loc"} <= set(catalog.columns)
+    assert set(load_schema().answer_columns) <= set(catalog.columns)
+    assert any(c.startswith("true_") for c in catalog.columns)
+    assert (first / catalog["file_loc"].iloc[0]).is_file()
+    pd.testing.assert_frame_equal(catalog, pd.read_parquet(second / "catalog.parquet"))
+    assert np.array_equal(np.load(first / "images.npy"), np.load(second / "images.npy"))
+    other = simulate_galaxies(40, seed=4, out_dir=tmp_path / "c", image_size=32, progress=False)
+    assert not np.array_equal(np.load(first / "images.npy"), np.load(other / "images.npy"))
+
+
+def test_alerts_release_layout_labels_and_determinism(tmp_path):
+    first = simulate_alerts(150, seed=5, out_dir=tmp_path / "a", progress=False)
+    second = simulate_alerts(150, seed=5, out_dir=tmp_path / "b", progress=False)
+    parts = {split: read_split(first, split) for split in ("train", "val", "test")}
+    for split, part in parts.items():
+        again = read_split(second, split)
+        assert np.array_equal(np.asarray(part.triplets), np.asarray(again.triplets)), split
+        pd.testing.assert_frame_equal(part.candidates, again.candidates)
+        assert part.triplets.shape[1:] == (63, 63, 3) and part.triplets.dtype == np.float32
+        # BTSbot's per-cutout L2 normalisation.
+        norms = np.sqrt((np.asarray(part.triplets, np.float64) ** 2).sum(axis=(1, 2)))
+        assert np.allclose(norms, 1.0, atol=1e-4)
+    sources = [set(p.candidates["source_id"]) for p in parts.values()]
+    assert not (sources[0] & sources[1] or sources[0] & sources[2] or sources[1] & sources[2])
+    table = pd.concat([p.candidates for p in parts.values()])
+    for column in (
+        "objectId",
+        "candid",
+        "label",
+        "alert_class",
+        "source_id",
+        "peakmag",
+        "magpsf",
+        "sigmapsf",
+        "fwhm",
+        "sgscore1",
+        "distpsnr1",
+        "isdiffpos",
+        "ndethist",
+        "jd",
+        "fid",
+    ):
+        assert column in table.columns, column
+    assert table["candid"].is_unique
+    expected = table["alert_class"].isin(["sn", "nuclear"]) & (table["peakmag"] <= alerts.PEAK_MAG_THRESHOLD)
+    assert (table["label"] == expected.astype(int)).all()
+    assert 0.1 < table["label"].mean() < 0.5
+    assert set(table["alert_class"]) >= {"sn", "varstar", "bogus"}
+    # Several alerts per source, and a single epoch is often fainter than the source's peak.
+    assert table.groupby("source_id").size().mean() > 2
+    positives = table[table["label"] == 1]
+    assert (positives["magpsf"] > alerts.PEAK_MAG_THRESHOLD).mean() > 0.2
+    # Context carries information: variable stars match stars, supernovae sit in galaxies.
+    assert table.loc[table["alert_class"] == "varstar", "sgscore1"].median() > 0.8
+    assert table.loc[table["alert_class"] == "sn", "sgscore1"].median() < 0.3
+    metadata = json.loads((first / "dataset.json").read_text())
+    assert metadata["simulator_version"] and metadata["splits"]["train"]["alerts"] == len(parts["train"])
+
+
+def test_cache_is_reused_and_keyed(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALERTLIB_DATA", str(tmp_path))
+    first = cached_sky("alerts", 20, seed=1, progress=False)
+    stamp = (first / "dataset.json").stat().st_mtime_ns
+    assert cached_sky("alerts", 20, seed=1, progress=False) == first
+    assert (first / "dataset.json").stat().st_mtime_ns == stamp  # not regenerated
+    assert cached_sky("alerts", 20, seed=2, progress=False) != first
+    assert not list((tmp_path / "sim").glob(".*partial*"))  # nothing half-written left behind
+
+
+def test_interrupted_write_leaves_no_folder(tmp_path, monkeypatch):
+    def explode(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr("alertlib.release.write_metadata", explode)
+    with pytest.raises(RuntimeError):
+        simulate_alerts(10, seed=0, out_dir=tmp_path / "sky", progress=False)
+    assert not (tmp_path / "sky").exists()
+    assert not list(tmp_path.iterdir())
+
+
+def test_simulator_speed_floor():
+    """Loose floors (the machine is shared); the benchmark reports the real rates."""
+    import time
+
+    rng = np.random.default_rng(0)
+    galaxies.galaxy_batch(rng, 8)
+    start = time.perf_counter()
+    galaxies.galaxy_batch(rng, 256)
+    galaxy_rate = 256 / (time.perf_counter() - start)
+    start = time.perf_counter()
+    triplets, _ = alerts.simulate_alert_batch(0, 0, 128, 0)
+    alert_rate = len(triplets) / (time.perf_counter() - start)
+    assert galaxy_rate > 100 and alert_rate > 150, (galaxy_rate, alert_rate)
