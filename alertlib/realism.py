@@ -252,3 +252,33 @@ def run(args: argparse.Namespace) -> int:
         f"0.5 = indistinguishable."
     )
     return 0
+
+
+def plot_calibration(simulated: pd.DataFrame, real: pd.DataFrame, columns: list[str] | None = None):
+    """Histograms of calibration statistics, simulated beside real (shared bins, densities)."""
+    import matplotlib.pyplot as plt
+
+    columns = columns or [
+        "science_noise_to_level",
+        "reference_noise_to_level",
+        "difference_noise",
+        "psf_fwhm_px",
+        "difference_peak_snr",
+        "reference_extent",
+    ]
+    logarithmic = {"science_noise_to_level", "reference_noise_to_level", "difference_peak_snr", "reference_extent"}
+    figure, axes = plt.subplots(1, len(columns), figsize=(2.6 * len(columns), 2.4))
+    for axis, column in zip(np.atleast_1d(axes), columns, strict=True):
+        values = [t[column].astype(float).to_numpy() for t in (simulated, real)]
+        values = [v[np.isfinite(v) & ((v > 0) if column in logarithmic else True)] for v in values]
+        both = np.concatenate(values)
+        low, high = np.percentile(both, [1, 99])
+        bins = np.geomspace(max(low, 1e-6), high, 25) if column in logarithmic else np.linspace(low, high, 25)
+        for data, name in zip(values, ("simulated", "real ZTF"), strict=True):
+            axis.hist(data, bins=bins, density=True, histtype="step", label=name)
+        if column in logarithmic:
+            axis.set_xscale("log")
+        axis.set_title(column, fontsize=8)
+    np.atleast_1d(axes)[0].legend(fontsize=7)
+    figure.tight_layout()
+    return figure
