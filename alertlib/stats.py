@@ -597,8 +597,12 @@ CLASS_SCORE_PREFIXES = ("prob_", "score_")
 
 
 def is_multiclass(predictions: pd.DataFrame) -> bool:
-    """Whether a predictions table is multi-class (it has a class column or per-class scores)."""
-    columns = set(predictions.columns)
+    """Whether a predictions table is multi-class (it has a class column or per-class scores).
+
+    Columns that hold no value at all are ignored: a binary subset of a table concatenated over
+    tasks keeps the (empty) per-class columns of the multi-class runs.
+    """
+    columns = set(predictions.columns[predictions.notna().any()])
     return (
         "alert_class" in columns
         or any(c in columns for c in PREDICTED_CLASS_COLUMNS)

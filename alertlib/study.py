@@ -151,7 +151,7 @@ def finetune_jobs(
     """The fine-tuning runs of a profile, and notes on the runs left out (with the reason).
 
     Each grid in the ``finetune.grids`` block is architecture x initialisation x training fraction x
-    seed for one task; any other key of a grid (e.g. ``label_column``) is a fine-tuning setting for
+    seed for one task (a grid may set its own ``seeds``); any other key of a grid (e.g. ``label_column``) is a fine-tuning setting for
     its runs, overriding the block's. The classic baselines (``btsbot_cnn``, ``braai_vgg``) are trained from scratch
     only. ``imagenet``/``galaxyzoo`` runs are included only when their weights can be had (a local file,
     the cache, or ``--online``); our own pre-trainings only when :func:`run_jobs` produced a checkpoint.
@@ -162,7 +162,7 @@ def finetune_jobs(
     block = dict(profile["finetune"])
     grids, seeds = block.pop("grids"), block.pop("seeds")
     jobs, notes = [], []
-    grid_keys = ("task", "archs", "inits", "train_fractions")
+    grid_keys = ("task", "archs", "inits", "train_fractions", "seeds")
     for grid_name, grid in grids.items():
         settings = {**block, **{k: v for k, v in grid.items() if k not in grid_keys}}
         for arch in grid["archs"]:
@@ -182,7 +182,7 @@ def finetune_jobs(
                         continue
                     extra["checkpoint"] = checkpoints[(arch, init)]
                 for fraction in grid.get("train_fractions", [1.0]):
-                    for seed in seeds:
+                    for seed in grid.get("seeds", seeds):
                         jobs.append(
                             {
                                 **settings,
@@ -198,16 +198,45 @@ def finetune_jobs(
     return jobs, notes
 
 
+def study_data(profile: dict, progress: bool = True) -> dict[str, Path]:
+    """The data a profile studies: ``{"galaxy_catalog": ..., "alerts": ...}``.
+
+    A profile's ``data:`` block may name a real galaxy-datasets catalog (``galaxy_catalog``) and a
+    folder in the BTS release layout (``alerts``), relative to the repository or absolute; what it
+    does not name comes from the embedded simulated sky (:func:`alertlib.simulate.sky_from_profile`).
+    """
+    real = profile.get("data") or {}
+    resolved = {}
+    for key in ("galaxy_catalog", "alerts"):
+        if real.get(key):
+            path = Path(os.path.expandvars(str(real[key])))
+            path = path if path.is_absolute() else REPO_ROOT / path
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"profile {profile['profile']!r} studies real data at {path} ({key}), which does not exist. "
+                    f"Put the files there (alerts: the BTS release layout from Zenodo 10.5281/zenodo.10839690; "
+                    f"galaxy_catalog: a galaxy-datasets catalog of vote counts) or edit the profile's data: block."
+                )
+            resolved[key] = path
+    if len(resolved) < 2:
+        from .simulate import sky_from_profile
+
+        sky = sky_from_profile(profile, progress=progress)
+        resolved.setdefault("galaxy_catalog", Path(sky["galaxies"]) / "catalog.parquet")
+        resolved.setdefault("alerts", Path(sky["alerts"]))
+    return resolved
+
+
 def pretrain_stage(profile: dict, sky: dict[str, Path], progress: bool = True) -> pd.DataFrame:
     """Every pre-training run of the profile (finished ones are read back): the 01 notebook's work.
 
-    ``sky`` is :func:`alertlib.simulate.sky_from_profile`'s result. Real Galaxy Zoo 1 pre-training is
-    added when the profile's ``pretrain.gz1`` block asks for it and the real sample is present.
+    ``sky`` is :func:`study_data`'s result. Real Galaxy Zoo 1 pre-training is added when the
+    profile's corpora include ``gz1`` and the real sample is present.
     """
     from .paths import real_data_path
 
     gz1 = real_data_path("galaxy_zoo_1_sample") if "gz1" in profile["pretrain"]["corpora"] else None
-    jobs = pretrain_jobs(profile, Path(sky["galaxies"]) / "catalog.parquet", gz1)
+    jobs = pretrain_jobs(profile, sky["galaxy_catalog"], gz1)
     return run_jobs("pretrain", jobs, study_dir(profile), progress=progress)
 
 
