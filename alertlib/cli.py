@@ -21,7 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "realism": ("alertlib.realism", "can a classifier tell simulated triplets from real ZTF ones? (two-sample AUC)"),
     "ingest": ("alertlib.ingest", "alert packets (ZTF, ATLAS, Rubin) to triplet datasets; --benchmark the decoder"),
     "models": ("alertlib.models_command", "parameters and multiply-adds per alert of every study architecture"),
-    "benchmark": ("alertlib.profiling", "inference speed and memory per model, beside btsbot's, against the device limit"),
+    "benchmark": (
+        "alertlib.profiling",
+        "inference speed and memory per model, beside btsbot's, against the device limit",
+    ),
     "pretrain": ("alertlib.pretrain", "pre-train an encoder on galaxies or the synthetic corpus"),
     "finetune": ("alertlib.finetune", "fine-tune one model on alert triplets and evaluate it"),
 }

@@ -842,6 +842,20 @@ HEADLINE_COLUMNS = (
     "detail",
     "verdict",
 )
+# The headline columns a reader needs (tables in notebooks and the README).
+HEADLINE_SUMMARY_COLUMNS = (
+    "claim",
+    "metric",
+    "scope",
+    "treatment",
+    "baseline",
+    "n",
+    "treatment_value",
+    "baseline_value",
+    "effect",
+    "ci_low",
+    "ci_high",
+)
 CLAIM_PRETRAINING = "galaxy pre-training vs alternatives"
 CLAIM_GENERIC = "generic pre-training vs scratch"
 CLAIM_ACCURACY = "standard architecture vs custom CNN: accuracy"

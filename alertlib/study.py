@@ -297,13 +297,13 @@ def figures_out(profile: dict) -> Path:
     return figures_dir() / profile["profile"]
 
 
-def finished_runs(profile: dict, kind: str = "finetune") -> pd.DataFrame:
-    """One row per finished run of the profile (descriptors and ``run_dir``), from the run folders."""
-    rows = []
-    for path in sorted((study_dir(profile) / kind).glob("*/results.parquet")):
-        table = pd.read_parquet(path)
-        rows.append(table.drop(columns=["metric", "value"]).iloc[0].to_dict() | {"run_dir": str(path.parent)})
-    return pd.DataFrame(rows)
+def of_runs(table: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a per-run table (predictions, curves) that belong to the runs in ``results``.
+
+    A profile's folder can hold runs of earlier settings of the same profile; figures and statistics
+    use only the runs of the current grid.
+    """
+    return table[table["run_id"].isin(set(results["run_id"]))]
 
 
 def _real_datasets(release: Path, example: Path | None) -> list[tuple[str, np.ndarray, pd.DataFrame]]:
@@ -321,17 +321,16 @@ def _real_datasets(release: Path, example: Path | None) -> list[tuple[str, np.nd
     return sets
 
 
-def score_real_alerts(profile: dict, release: str | Path, example: str | Path | None = None) -> pd.DataFrame:
-    """Score real labelled BTS triplets with the profile's fine-tuned BTS models (all sources, first seed).
+def score_real_alerts(results: pd.DataFrame, release: str | Path, example: str | Path | None = None) -> pd.DataFrame:
+    """Score real labelled BTS triplets with the fine-tuned BTS models in ``results`` (all sources, first seed).
 
-    Returns one row per (alert, model): dataset, objectId, candid, label, arch, init, score, and
-    ``btsbot_score`` (the authors' production model) where the data carry it.
+    ``results`` is :func:`finetune_stage`'s table. Returns one row per (alert, model): dataset,
+    objectId, candid, label, arch, init, score, and ``btsbot_score`` (the authors' production model)
+    where the data carry it.
     """
     from .finetune import load_model, score_triplets
 
-    runs = finished_runs(profile)
-    if runs.empty:
-        raise FileNotFoundError(f"no finished fine-tuning runs under {study_dir(profile)}: run notebook 02 first")
+    runs = results.drop_duplicates("run_id")
     runs = runs[(runs["task"] == "bts") & (runs["train_fraction"] == 1.0)]
     runs = runs[runs["seed"] == runs["seed"].min()]
     datasets = _real_datasets(Path(release), Path(example) if example else None)
@@ -386,20 +385,7 @@ def readme_headline(profile: dict, headline: pd.DataFrame, figures_folder: Path)
     from . import stats
     from .provenance import code_version
 
-    columns = [
-        "claim",
-        "metric",
-        "scope",
-        "treatment",
-        "baseline",
-        "n",
-        "treatment_value",
-        "baseline_value",
-        "effect",
-        "ci_low",
-        "ci_high",
-    ]
-    table = headline[[c for c in columns if c in headline.columns]].round(4)
+    table = headline[list(stats.HEADLINE_SUMMARY_COLUMNS)].round(4)
     figure = Path(figures_folder) / "metric_by_arch_init.png"
     relative = figure.relative_to(REPO_ROOT) if figure.is_relative_to(REPO_ROOT) else figure
     lines = [

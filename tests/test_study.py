@@ -1,0 +1,107 @@
+"""The study runner: grid expansion, resumable jobs, README headline, and a simulated end-to-end run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alertlib import study
+from alertlib.datasets import TripletDataset
+
+
+def test_finetune_jobs_expand_the_grid_and_say_what_is_left_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALERTLIB_WEIGHTS", str(tmp_path / "no-weights"))
+    profile = {
+        "profile": "t",
+        "finetune": {
+            "crop": 33,
+            "epochs": 1,
+            "seeds": [0, 1],
+            "grids": {
+                "main": {"task": "bts", "archs": ["btsbot_cnn", "resnet18"], "inits": ["scratch", "galaxy_sim", "imagenet"]},
+                "mc": {"task": "multiclass", "label_column": "alert_class", "archs": ["resnet18"], "inits": ["scratch"], "seeds": [5]},
+            },
+        },
+    }
+    checkpoints = {("resnet18", "galaxy_sim"): "/x/encoder.pt"}
+    jobs, notes = study.finetune_jobs(profile, tmp_path, checkpoints)
+    described = sorted((j["task"], j["arch"], j["init"], j["seed"]) for j in jobs)
+    assert described == sorted(
+        [("bts", "btsbot_cnn", "scratch", s) for s in (0, 1)]
+        + [("bts", "resnet18", "scratch", s) for s in (0, 1)]
+        + [("bts", "resnet18", "galaxy_sim", s) for s in (0, 1)]
+        + [("multiclass", "resnet18", "scratch", 5)]
+    )
+    assert all(j["crop"] == 33 for j in jobs)
+    assert [j["checkpoint"] for j in jobs if j["init"] == "galaxy_sim"] == ["/x/encoder.pt"] * 2
+    assert next(j for j in jobs if j["task"] == "multiclass")["label_column"] == "alert_class"
+    # The custom CNN gets no imagenet/galaxy runs (scratch only); resnet18/imagenet is left out with the reason.
+    assert len(notes) == 1 and "resnet18/imagenet" in notes[0] and "--online" in notes[0]
+
+
+def test_triplet_crop_keeps_the_candidate_at_the_centre():
+    triplets = np.zeros((1, 63, 63, 3), np.float32)
+    triplets[0, 31, 31, :] = 1.0  # the candidate pixel
+    triplets[0, 31, 40, 2] = 0.5  # something to the right of it
+    for turns_seed in range(4):
+        dataset = TripletDataset(triplets, [1], augment=True, seed=turns_seed, crop=33)
+        image = dataset[0][0].numpy()
+        assert image.shape == (3, 33, 33)
+        assert image[0, 16, 16] == 1.0  # rotations and flips turn about the candidate
+    with pytest.raises(ValueError, match="crop"):
+        TripletDataset(triplets, [1], crop=64)
+
+
+def test_readme_headline_is_replaced_between_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{study.README_START}\nold\n{study.README_END}\ntail\n")
+    assert study.update_readme("new table", readme)
+    assert readme.read_text() == f"intro\n{study.README_START}\nnew table\n{study.README_END}\ntail\n"
+    other = tmp_path / "OTHER.md"
+    other.write_text("no markers")
+    assert not study.update_readme("x", other) and other.read_text() == "no markers"
+
+
+def test_markdown_table():
+    import pandas as pd
+
+    text = study.markdown_table(pd.DataFrame({"a": [1, None], "b": ["x", "y"]}))
+    assert text.splitlines() == ["| a | b |", "| --- | --- |", "| 1.0 | x |", "|  | y |"]
+
+
+def test_profile_naming_missing_real_data_fails_with_instructions(tmp_path):
+    profile = {"profile": "p", "data": {"alerts": str(tmp_path / "missing"), "galaxy_catalog": str(tmp_path / "c.parquet")}}
+    with pytest.raises(FileNotFoundError, match="BTS release layout"):
+        study.study_data(profile)
+
+
+@pytest.mark.slow
+def test_simulated_sky_pretrain_then_finetune_learns(tmp_path, monkeypatch):
+    """End to end on a tiny simulated sky: galaxy pre-training, then fine-tuning; the model learns.
+
+    Also checks resumability: running the stage again reads every finished run back.
+    """
+    monkeypatch.setenv("ALERTLIB_DATA", str(tmp_path))
+    profile = {
+        "profile": "e2e",
+        "seed": 0,
+        "simulate": {"n_galaxies": 256, "n_sources": 240},
+        "pretrain": {"archs": ["resnet18"], "corpora": ["galaxy"], "image_size": 33, "epochs": 2, "progress": False},
+        "finetune": {
+            "crop": 33,
+            "epochs": 6,
+            "warmup_epochs": 1,
+            "progress": False,
+            "seeds": [0],
+            "grids": {"main": {"task": "bts", "archs": ["resnet18"], "inits": ["galaxy_sim"]}},
+        },
+    }
+    sky = study.study_data(profile, progress=False)
+    results, notes = study.finetune_stage(profile, sky, progress=False)
+    assert notes == []
+    values = results.set_index("metric")["value"]
+    assert results["init"].iloc[0] == "galaxy_sim" and results["weights_source"].iloc[0].startswith("checkpoint:")
+    assert values["roc_auc"] > 0.65, values["roc_auc"]
+    again, _ = study.finetune_stage(profile, sky, progress=False)
+    assert again["run_id"].tolist() == results["run_id"].tolist()
+    assert again["wall_time_s"].tolist() == results["wall_time_s"].tolist()  # read back, not re-run
