@@ -560,24 +560,3 @@ def split_by_source(
             index = np.sort(index[within < n_max])
         rows[split] = index
     return rows
-
-
-def plot_triplets(triplets: np.ndarray, titles: list[str], columns: int = 2):
-    """Triplets as rows of (science, reference, difference), each cutout with its own 1-99.5% stretch."""
-    import matplotlib.pyplot as plt
-
-    count = len(triplets)
-    rows = int(np.ceil(count / columns))
-    figure, axes = plt.subplots(rows, 3 * columns, figsize=(1.6 * 3 * columns, 1.75 * rows), squeeze=False)
-    for axis in axes.ravel():
-        axis.axis("off")
-    for index in range(count):
-        row, col = divmod(index, columns)
-        for channel, name in enumerate(("sci", "ref", "diff")):
-            cutout = np.asarray(triplets[index][..., channel], dtype=np.float32)
-            low, high = np.percentile(cutout, [1, 99.5])
-            axis = axes[row, 3 * col + channel]
-            axis.imshow(cutout, cmap="gray", vmin=low, vmax=high if high > low else low + 1e-6)
-            axis.set_title(f"{titles[index]} · {name}" if channel == 0 else name, fontsize=6)
-    figure.tight_layout()
-    return figure

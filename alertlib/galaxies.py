@@ -582,26 +582,3 @@ def galaxy_batch(rng: np.random.Generator, n: int, image_size: int = 64, n_volun
         }
     )
     return rgb, votes, truth_table
-
-
-def plot_galaxies(
-    catalog: pd.DataFrame, images: np.ndarray, count: int = 12, columns: int = 6, schema: Schema | None = None
-):
-    """A grid of galaxies, each titled with its vote fractions for the first question of the tree."""
-    import matplotlib.pyplot as plt
-
-    schema = schema or load_schema()
-    first = schema.questions[0]
-    votes = catalog[first.columns(schema.suffix)].to_numpy(dtype=float)
-    fractions = votes / np.maximum(votes.sum(axis=1, keepdims=True), 1)
-    rows = int(np.ceil(count / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 2.3 * rows))
-    for index, axis in enumerate(np.atleast_1d(axes).ravel()):
-        axis.axis("off")
-        if index < min(count, len(images)):
-            axis.imshow(images[index])
-            label = " ".join(f"{a[:6]} {f:.2f}" for a, f in zip(first.answers, fractions[index], strict=True))
-            axis.set_title(label, fontsize=6)
-    figure.suptitle(f"simulated galaxies: vote fractions for '{first.name}'", fontsize=9)
-    figure.tight_layout()
-    return figure
