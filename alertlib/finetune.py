@@ -110,6 +110,18 @@ def finished_results(out_dir: str | Path, run_id: str) -> pd.DataFrame | None:
     return None
 
 
+def begin_run(config: dict, out_dir: str | Path, complete) -> tuple[dict, Path, str, pd.DataFrame | None]:
+    """Fill in a job's config (``complete``: its module's ``full_config``) and look for its finished results.
+
+    Returns the full config, the output folder, the run id, and the stored results table when this
+    run already finished there (the caller then returns it instead of running again), else None.
+    """
+    config = complete(config)
+    out_dir = Path(out_dir)
+    run_id = config_run_id(config)
+    return config, out_dir, run_id, finished_results(out_dir, run_id)
+
+
 def _class_names(splits: dict, column: str) -> list[str]:
     for split in splits.values():
         if column not in split.candidates.columns:
@@ -195,10 +207,7 @@ def run_finetune(config: dict, out_dir: str | Path) -> pd.DataFrame:
     See the module docstring for the config keys and the files written. Skips the job (returning
     the stored table) when ``out_dir/results.parquet`` already holds this run.
     """
-    config = full_config(config)
-    out_dir = Path(out_dir)
-    run_id = config_run_id(config)
-    done = finished_results(out_dir, run_id)
+    config, out_dir, run_id, done = begin_run(config, out_dir, full_config)
     if done is not None:
         return done
 

@@ -171,12 +171,9 @@ def run_pretrain(config: dict, out_dir: str | Path) -> pd.DataFrame:
 
     See the module docstring for config keys and files. Skips a finished job.
     """
-    from .finetune import config_run_id, finished_results
+    from .finetune import begin_run
 
-    config = full_config(config)
-    out_dir = Path(out_dir)
-    run_id = config_run_id(config)
-    done = finished_results(out_dir, run_id)
+    config, out_dir, run_id, done = begin_run(config, out_dir, full_config)
     if done is not None:
         return done
 

@@ -842,19 +842,11 @@ HEADLINE_COLUMNS = (
     "detail",
     "verdict",
 )
-# The headline columns a reader needs (tables in notebooks and the README).
-HEADLINE_SUMMARY_COLUMNS = (
-    "claim",
-    "metric",
-    "scope",
-    "treatment",
-    "baseline",
-    "n",
-    "treatment_value",
-    "baseline_value",
-    "effect",
-    "ci_low",
-    "ci_high",
+# The headline columns a reader needs (tables in notebooks and the README), in table order.
+HEADLINE_SUMMARY_COLUMNS = tuple(
+    c
+    for c in HEADLINE_COLUMNS
+    if c not in ("task", "train_fraction", "effect_kind", "relative_effect", "detail", "verdict")
 )
 CLAIM_PRETRAINING = "galaxy pre-training vs alternatives"
 CLAIM_GENERIC = "generic pre-training vs scratch"
