@@ -74,22 +74,6 @@ _BINNED_RE = re.compile(
     r"^(?:(?P<policy>\w+?)_)?(?P<quantity>[A-Za-z][A-Za-z0-9]*)_(?P<low>\d+(?:\.\d+)?)[-_](?P<high>\d+(?:\.\d+)?)$"
 )
 
-BENCHMARK_COLUMNS = (
-    "model",
-    "impl",
-    "device",
-    "dtype",
-    "variant",
-    "batch_size",
-    "alerts_per_s",
-    "latency_ms",
-    "peak_mem_mb",
-    "params",
-    "macs",
-    "limit_fraction",
-)
-
-
 # --------------------------------------------------------------------------------------------
 # Orders and names
 # --------------------------------------------------------------------------------------------
@@ -697,7 +681,7 @@ def select_benchmark_rows(
     Parameters
     ----------
     benchmark:
-        The efficiency table (``BENCHMARK_COLUMNS``; one row per model, impl, device, dtype,
+        The efficiency table (:data:`alertlib.profiling.ROW_COLUMNS`; one row per model, impl, device, dtype,
         variant and batch size).
     device:
         Keep this device only (all devices when None; each is handled separately).

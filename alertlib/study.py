@@ -68,9 +68,6 @@ def load_profile(name: str, extra_file: str | os.PathLike | None = None) -> dict
 
 # --- the grid of runs -------------------------------------------------------------------------------
 
-HUB_INITS = ("imagenet", "galaxyzoo")
-PRETRAIN_INIT_OF_CORPUS = {"galaxy": "galaxy_sim", "gz1": "galaxy_gz1", "synthetic": "synthetic"}
-
 
 def study_dir(profile: dict) -> Path:
     """Where a profile's results, checkpoints and predictions go: ``data/study/<profile>``."""
@@ -156,7 +153,7 @@ def finetune_jobs(
     only. ``imagenet``/``galaxyzoo`` runs are included only when their weights can be had (a local file,
     the cache, or ``--online``); our own pre-trainings only when :func:`run_jobs` produced a checkpoint.
     """
-    from .models import CLASSIC_ARCHS
+    from .models import CLASSIC_ARCHS, HUB_INITS
     from .weights import WeightsNotAvailable, resolve_weights
 
     block = dict(profile["finetune"])
