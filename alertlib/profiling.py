@@ -416,6 +416,20 @@ def set_float32_strict(device: str) -> None:
         torch.backends.cudnn.allow_tf32 = False
 
 
+def configure_backends(device: str) -> None:
+    """The settings every measurement on ``device`` runs under, the same for ours and btsbot's.
+
+    Strict float32 (:func:`set_float32_strict`), and on CUDA cuDNN's autotuner
+    (``cudnn.benchmark``): a broker scores batches of one fixed shape, so the fastest convolution
+    algorithm for that shape is chosen once, during the warm-up calls.
+    """
+    import torch
+
+    set_float32_strict(device)
+    if device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+
+
 def measure_matmul_ceiling(
     device: str = "cpu",
     dtype: str = "float32",
@@ -512,7 +526,7 @@ def measure_job(job: dict) -> list[dict]:
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
     device, dtype, variant = job["device"], job["dtype"], job["variant"]
-    set_float32_strict(device)
+    configure_backends(device)
     on_cuda = device.startswith("cuda")
     # Imports and the first use of the device's kernels happen before the baseline: they are not
     # this model's inference. Counting multiply-adds (on another instance) waits until the end, so
@@ -608,6 +622,33 @@ def run_isolated(job: dict, timeout_s: float | None = None) -> list[dict]:
     ]
 
 
+def run_in_process(job: dict) -> list[dict]:
+    """Run :func:`measure_job` in this process, then free what it held (used on GPU; see :class:`BenchmarkSettings`).
+
+    On CUDA the peak is ``max_memory_allocated`` minus what was allocated before the model was
+    built, which is the job's own in any process once the previous job's tensors are freed; this
+    saves a Python and CUDA start-up per job. A job that fails gives ``status="error"`` rows, as in
+    :func:`run_isolated`.
+    """
+    import torch
+
+    try:
+        return measure_job(job)
+    except Exception as error:  # noqa: BLE001 - one broken model must not lose the rest of the table
+        note = f"{type(error).__name__}: {error}"[-600:]
+        base = {key: job[key] for key in ("model", "impl", "dtype", "variant")}
+        return [
+            {**base, "device": job["device"].split(":")[0], "batch_size": size, "status": "error", "note": note}
+            for size in job["batch_sizes"]
+        ]
+    finally:
+        gc.collect()
+        if job["variant"].startswith("compile"):
+            torch._dynamo.reset()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 def _worker_main(argv: list[str]) -> int:
     """Entry point of the isolated subprocess: ``python -m alertlib.profiling JOB.json ROWS.json``."""
     job_file, result_file = argv
@@ -643,6 +684,11 @@ class BenchmarkSettings:
     gpu_only_models: tuple[str, ...] = GPU_ONLY_MODELS
     seed: int = 0
     job_timeout_s: float | None = None
+    # Each job in its own subprocess (True), or all in this one (False); None: isolated on CPU,
+    # where the peak resident set size is per process, and in-process on CUDA, where
+    # max_memory_allocated is measured from a per-job baseline and a subprocess would add a CUDA
+    # start-up to every job.
+    isolate: bool | None = None
     # The batch size at which conclusions are drawn (None: the largest measured).
     report_batch_size: int | None = None
 
@@ -720,15 +766,21 @@ def benchmark_jobs(settings: BenchmarkSettings) -> tuple[list[dict], list[dict]]
     return jobs, skipped
 
 
-def run_benchmark(settings: BenchmarkSettings, out: str | Path | None = None, progress: bool = True):
-    """Measure the ceiling, every job in its own subprocess, and the ceiling again; return the table.
+def run_benchmark(
+    settings: BenchmarkSettings, out: str | Path | None = None, progress: bool = True, resume: bool = True
+):
+    """Measure the ceiling, every job (in its own subprocess on CPU), and the ceiling again; return the table.
 
     Parameters
     ----------
     settings:
         What to measure (:class:`BenchmarkSettings`).
     out:
-        Optional ``.csv`` or ``.parquet`` path; the table is written there atomically.
+        Optional ``.csv`` or ``.parquet`` path; the table is written there atomically. While the
+        run goes on, each finished job is journalled beside it (:func:`partial_results_path`).
+    resume:
+        Take the jobs already finished in that journal (an interrupted run of the same settings)
+        instead of measuring them again; the ceilings are measured again in any case.
 
     Returns
     -------
@@ -758,12 +810,27 @@ def run_benchmark(settings: BenchmarkSettings, out: str | Path | None = None, pr
             for dtype in settings.dtypes
         }
 
+    isolate = settings.isolate if settings.isolate is not None else not settings.device.startswith("cuda")
+    journal = None if out is None else partial_results_path(out)
+    finished = {} if journal is None or not resume else read_partial_results(journal)
+    if finished:
+        print(f"resuming: {len(finished)} finished jobs read from {journal} (pass --fresh to measure them again)")
+    elif journal is not None and journal.exists():
+        journal.unlink()
+
     start_ceilings = ceilings()
     rows = list(skipped)
     bar = tqdm(jobs, desc=f"benchmark[{settings.device}]", unit="job", disable=not progress)
     for job in bar:
         bar.set_postfix_str(f"{job['model']}/{job['impl']}/{job['dtype']}/{job['variant']}")
-        rows += run_isolated(job, settings.job_timeout_s)
+        key = job_key(job)
+        if key in finished:
+            rows += finished[key]
+            continue
+        job_rows = run_isolated(job, settings.job_timeout_s) if isolate else run_in_process(job)
+        rows += job_rows
+        if journal is not None:
+            append_partial_results(journal, key, job_rows)
     end_ceilings = ceilings()
 
     stamp = machine_stamp()
@@ -788,7 +855,47 @@ def run_benchmark(settings: BenchmarkSettings, out: str | Path | None = None, pr
     table = pd.DataFrame(rows).reindex(columns=columns)
     if out is not None:
         write_table(Path(out), table)
+        journal.unlink(missing_ok=True)
     return table
+
+
+def job_key(job: dict) -> str:
+    """A job's identity for resuming: everything that decides what it measures and how."""
+    return json.dumps(job, sort_keys=True)
+
+
+def partial_results_path(out: str | Path) -> Path:
+    """Where a run writing ``out`` journals each finished job (``<out>.partial.jsonl``), removed once ``out`` is written."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial.jsonl")
+
+
+def append_partial_results(journal: Path, key: str, rows: list[dict]) -> None:
+    """Append one finished job's rows to the journal (one JSON line, flushed to disk)."""
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    with open(journal, "a") as handle:
+        handle.write(json.dumps({"job": key, "rows": rows}) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_partial_results(journal: Path) -> dict[str, list[dict]]:
+    """Finished jobs from a journal, by :func:`job_key`; failed jobs are left out so that they run again.
+
+    A last line cut short (the run was killed while writing it) is ignored and reported.
+    """
+    finished: dict[str, list[dict]] = {}
+    if not journal.is_file():
+        return finished
+    for number, line in enumerate(journal.read_text().splitlines(), start=1):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            print(f"{journal}:{number}: unreadable journal line ignored (the run was interrupted while writing it)")
+            continue
+        if all(row.get("status") != "error" for row in entry["rows"]):
+            finished[entry["job"]] = entry["rows"]
+    return finished
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1013,6 +1120,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default=None, help="output .csv/.parquet (default data/benchmarks/<device>_<chip>.csv)"
     )
+    isolation = parser.add_mutually_exclusive_group()
+    isolation.add_argument(
+        "--isolate", dest="isolate", action="store_true", default=None, help="each job in its own subprocess"
+    )
+    isolation.add_argument(
+        "--in-process", dest="isolate", action="store_false", help="all jobs in this process (the default on CUDA)"
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="ignore the journal of an interrupted run and measure every job again"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -1032,6 +1149,7 @@ def run(args: argparse.Namespace) -> int:
         "max_repeats": args.max_repeats,
         "min_time_s": args.min_time_s,
         "ceiling_sizes": args.ceiling_sizes,
+        "isolate": args.isolate,
     }
     settings = BenchmarkSettings.from_profile(load_profile(args.profile, args.profiles_file), **overrides)
     if args.include_gpu_only:
@@ -1039,7 +1157,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.device.startswith("cuda") and args.threads is None:
         settings.threads = None  # threads matter only for CPU inference
     out = Path(args.out) if args.out else benchmark_tables_dir() / default_table_name(settings.device)
-    table = run_benchmark(settings, out=out)
+    table = run_benchmark(settings, out=out, resume=not args.fresh)
     print(f"wrote {len(table)} rows to {out}")
     ok = table[table["status"] == "ok"]
     summary = ok.groupby(["model", "impl", "dtype", "batch_size"])[["alerts_per_s", "limit_fraction"]].max()

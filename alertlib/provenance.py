@@ -14,7 +14,13 @@ from .paths import REPO_ROOT
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """``alertlib <version>+<git commit>[-dirty]``, or the package version outside a git checkout."""
+    """``alertlib <version>+<git commit>[-dirty]``, or the package version outside a git checkout.
+
+    ``$ALERTLIB_CODE_VERSION`` overrides it, for a copy of a checkout made without its git history
+    (e.g. a working tree sent to a GPU machine: set it to the commit the copy was made from).
+    """
+    if os.environ.get("ALERTLIB_CODE_VERSION"):
+        return f"{__version__}+{os.environ['ALERTLIB_CODE_VERSION']}"
     try:
         out = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
@@ -40,6 +46,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _version_of(package: str) -> str:
+    """An installed distribution's version, or "" when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return ""
+
+
 def machine_stamp() -> dict:
     """Facts about the machine that a timing or a result depends on."""
     import torch
@@ -51,6 +67,8 @@ def machine_stamp() -> dict:
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda or "",
         "gpu_name": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
+        "cudnn_version": (torch.backends.cudnn.version() or "") if torch.cuda.is_available() else "",
+        "timm_version": _version_of("timm"),
         "python_version": platform.python_version(),
         "hostname": platform.node(),
     }

@@ -384,3 +384,58 @@ def test_gpu_benchmark_bfloat16():
     ceilings = table.groupby("dtype")["ceiling_flops"].first()
     assert ceilings["bfloat16"] > ceilings["float32"]  # tensor cores vs strict float32
     assert (table["limit_fraction"] > 0).all()
+
+
+# --- in-process runs and resuming an interrupted run ---------------------------------------------
+
+
+def test_in_process_job_failure_is_reported_and_the_run_goes_on():
+    job = {
+        "model": "no_such_architecture",
+        "impl": "alertlib",
+        "device": "cpu",
+        "dtype": "float32",
+        "variant": "eager",
+        "batch_sizes": [1],
+        "threads": 1,
+        "seed": 0,
+        "warmup": 1,
+        "min_repeats": 1,
+        "max_repeats": 1,
+        "min_time_s": 0.0,
+    }
+    rows = profiling.run_in_process(job)
+    assert rows[0]["status"] == "error" and "no_such_architecture" in rows[0]["note"]
+
+
+def test_interrupted_run_resumes_from_its_journal(tmp_path, monkeypatch):
+    settings = tiny_settings(models=("braai_vgg", "btsbot_cnn"), impls=("alertlib",), isolate=False)
+    out = tmp_path / "table.csv"
+    journal = profiling.partial_results_path(out)
+    jobs, _ = profiling.benchmark_jobs(settings)
+    # An earlier run finished the first job (with a recognisable rate), then died mid-write.
+    marker = [{**row, "alerts_per_s": 12345.0} for row in profiling.run_in_process(jobs[0])]
+    profiling.append_partial_results(journal, profiling.job_key(jobs[0]), marker)
+    with open(journal, "a") as handle:
+        handle.write('{"job": "cut sh')
+    measured = []
+    real = profiling.run_in_process
+    monkeypatch.setattr(profiling, "run_in_process", lambda job: measured.append(job["model"]) or real(job))
+
+    table = run_benchmark(settings, out=out, progress=False)
+
+    assert measured == ["btsbot_cnn"]  # the finished job was not measured again
+    assert set(table.loc[table["model"] == "braai_vgg", "alerts_per_s"]) == {12345.0}
+    assert not journal.exists()  # removed once the table is written
+    # --fresh (resume=False) measures everything again.
+    measured.clear()
+    profiling.append_partial_results(journal, profiling.job_key(jobs[0]), marker)
+    run_benchmark(settings, out=out, progress=False, resume=False)
+    assert measured == ["braai_vgg", "btsbot_cnn"]
+
+
+def test_failed_jobs_in_a_journal_run_again(tmp_path):
+    journal = tmp_path / "t.csv.partial.jsonl"
+    profiling.append_partial_results(journal, "a", [{"status": "ok"}])
+    profiling.append_partial_results(journal, "b", [{"status": "error", "note": "boom"}])
+    assert set(profiling.read_partial_results(journal)) == {"a"}

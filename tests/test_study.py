@@ -18,8 +18,18 @@ def test_finetune_jobs_expand_the_grid_and_say_what_is_left_out(tmp_path, monkey
             "epochs": 1,
             "seeds": [0, 1],
             "grids": {
-                "main": {"task": "bts", "archs": ["btsbot_cnn", "resnet18"], "inits": ["scratch", "galaxy_sim", "imagenet"]},
-                "mc": {"task": "multiclass", "label_column": "alert_class", "archs": ["resnet18"], "inits": ["scratch"], "seeds": [5]},
+                "main": {
+                    "task": "bts",
+                    "archs": ["btsbot_cnn", "resnet18"],
+                    "inits": ["scratch", "galaxy_sim", "imagenet"],
+                },
+                "mc": {
+                    "task": "multiclass",
+                    "label_column": "alert_class",
+                    "archs": ["resnet18"],
+                    "inits": ["scratch"],
+                    "seeds": [5],
+                },
             },
         },
     }
@@ -70,7 +80,10 @@ def test_markdown_table():
 
 
 def test_profile_naming_missing_real_data_fails_with_instructions(tmp_path):
-    profile = {"profile": "p", "data": {"alerts": str(tmp_path / "missing"), "galaxy_catalog": str(tmp_path / "c.parquet")}}
+    profile = {
+        "profile": "p",
+        "data": {"alerts": str(tmp_path / "missing"), "galaxy_catalog": str(tmp_path / "c.parquet")},
+    }
     with pytest.raises(FileNotFoundError, match="BTS release layout"):
         study.study_data(profile)
 
