@@ -845,7 +845,7 @@ def run_benchmark(
             ceiling_end_flops=end["flops"],
             ceiling_matmul_size=start["size"] if start["flops"] >= end["flops"] else end["size"],
             code_version=code_version(),
-            measured_at=measured_at,
+            measured_at=row.pop("finished_at", None) or measured_at,
             **stamp,
         )
         if row.get("status") == "ok":
@@ -874,7 +874,8 @@ def append_partial_results(journal: Path, key: str, rows: list[dict]) -> None:
     """Append one finished job's rows to the journal (one JSON line, flushed to disk)."""
     journal.parent.mkdir(parents=True, exist_ok=True)
     with open(journal, "a") as handle:
-        handle.write(json.dumps({"job": key, "rows": rows}) + "\n")
+        finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        handle.write(json.dumps({"job": key, "rows": [{**row, "finished_at": finished_at} for row in rows]}) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -896,6 +897,79 @@ def read_partial_results(journal: Path) -> dict[str, list[dict]]:
         if all(row.get("status") != "error" for row in entry["rows"]):
             finished[entry["job"]] = entry["rows"]
     return finished
+
+
+def table_from_journal(
+    settings: BenchmarkSettings, journal: str | Path, same_machine_table, measured_at: str | None = None
+):
+    """The table of a run that was cut short before its end, from its journal and a sibling table.
+
+    A run's ceilings and machine stamp are attached at its end (:func:`run_benchmark`); a run killed
+    before then (e.g. when a lent GPU's time ran out) leaves only its journal. This completes it with
+    the ceilings (per format, the best in ``same_machine_table``) and the machine stamp of another
+    table measured on the same machine in the same session, and says so in each row's ``note``.
+    Jobs of ``settings`` that the journal does not hold get ``status="skipped"`` rows that say they
+    were not measured, so that nothing is silently missing.
+
+    Parameters
+    ----------
+    settings:
+        The settings of the interrupted run (its job list).
+    journal:
+        Its ``<out>.partial.jsonl`` (:func:`partial_results_path`).
+    same_machine_table:
+        A complete table from the same machine and session (``ceiling_flops`` for each format in
+        the journal, and the stamp columns).
+    measured_at:
+        When the interrupted run measured (e.g. from its log); default: when its journal entries
+        say, else the reference table's time.
+    """
+    import pandas as pd
+
+    reference = same_machine_table
+    journal = Path(journal)
+    finished = read_partial_results(journal)
+    jobs, skipped = benchmark_jobs(settings)
+    stamp_columns = [c for c in reference.columns if c not in ROW_COLUMNS and c not in ("table", "stage")]
+    stamp = reference.iloc[0][stamp_columns].to_dict()
+    best = reference.loc[reference.groupby("dtype")["ceiling_flops"].idxmax()].set_index("dtype")
+    ceilings, sizes = best["ceiling_flops"], best["ceiling_matmul_size"]
+    source = (
+        f"ceiling and machine stamp from a table of the same machine ({reference['measured_at'].iloc[0]}): "
+        f"this run was cut short before its end-of-run ceiling"
+    )
+    rows = list(skipped)
+    for job in jobs:
+        key = job_key(job)
+        if key in finished:
+            rows += [{**row, "note": "; ".join(filter(None, [row.get("note"), source]))} for row in finished[key]]
+            continue
+        base = {k: job[k] for k in ("model", "impl", "dtype", "variant")}
+        rows += [
+            {
+                **base,
+                "device": job["device"].split(":")[0],
+                "batch_size": size,
+                "status": "skipped",
+                "note": f"not measured: the run was interrupted before this job ({journal.name})",
+            }
+            for size in job["batch_sizes"]
+        ]
+    for row in rows:
+        if row["dtype"] not in ceilings:
+            raise KeyError(f"{reference!r} has no ceiling for {row['dtype']}; use a table that measured it")
+        ceiling = float(ceilings[row["dtype"]])
+        row.update(ceiling_flops=ceiling, ceiling_start_flops=math.nan, ceiling_end_flops=math.nan, **stamp)
+        row.update(
+            ceiling_matmul_size=sizes[row["dtype"]],
+            code_version=reference["code_version"].iloc[0],
+            measured_at=measured_at or row.pop("finished_at", None) or reference["measured_at"].iloc[0],
+        )
+        row.pop("finished_at", None)
+        if row.get("status") == "ok":
+            row["achieved_flops"] = 2.0 * row["macs"] * row["alerts_per_s"]
+            row["limit_fraction"] = limit_fraction(row["macs"], row["alerts_per_s"], ceiling)
+    return pd.DataFrame(rows).reindex(columns=[*ROW_COLUMNS, *stamp_columns])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1132,7 +1206,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def settings_from_args(args: argparse.Namespace) -> BenchmarkSettings:
+    """The settings of ``alertlib benchmark`` with these arguments (the profile's, then the overrides)."""
     from .study import load_profile
 
     overrides = {
@@ -1156,6 +1231,11 @@ def run(args: argparse.Namespace) -> int:
         settings.gpu_only_models = ()
     if settings.device.startswith("cuda") and args.threads is None:
         settings.threads = None  # threads matter only for CPU inference
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
     out = Path(args.out) if args.out else benchmark_tables_dir() / default_table_name(settings.device)
     table = run_benchmark(settings, out=out, resume=not args.fresh)
     print(f"wrote {len(table)} rows to {out}")

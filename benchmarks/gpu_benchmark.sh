@@ -47,7 +47,7 @@ fi
 OUT_DIR=${OUT:-data/benchmarks}
 mkdir -p "$OUT_DIR"
 NAME=$("$PY" -c "from alertlib.profiling import default_table_name; print(default_table_name('$DEVICE'))") || exit 1
-TABLE="$OUT_DIR/$NAME"
+TABLE=${TABLE:-$OUT_DIR/$NAME}
 STAGE_DIR=${STAGE_DIR:-$OUT_DIR}
 
 "$PY" -c "import torch, timm; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'timm', timm.__version__,
