@@ -183,22 +183,50 @@ def load_model(path: str | Path):
     return model.eval()
 
 
-def score_triplets(model, triplets, batch_size: int = 256):
+def score_triplets(
+    model, triplets, batch_size: int = 256, dtype: str = "auto", variant: str | None = None, return_choice: bool = False
+):
     """Scores of alert triplets (N, H, W, 3) under a model from :func:`load_model`, prepared like its training data.
 
     Binary models give the sigmoid of the logit, (N,); multi-class models give softmax probabilities (N, K).
+
+    Inference runs in the fastest format and variant measured for the model's architecture on this
+    machine (:func:`alertlib.profiling.choose_inference`, from the tables in ``data/benchmarks/``):
+    e.g. bfloat16 and ``torch.compile`` on a CPU with AMX when there are enough alerts to pay for
+    the compilation, plain float32 where nothing was measured. ``dtype="float32"`` keeps full
+    precision (bfloat16 scores differ from float32 ones by about 1e-3); ``variant`` forces one.
+    ``return_choice=True`` returns ``(scores, {"device", "dtype", "variant"})``, what was used. The
+    model passed in is not changed.
     """
+    import copy
+
+    import numpy as np
     import torch
 
     from .datasets import TripletDataset
-    from .training import predict_logits
+    from .profiling import optimise_for_inference, torch_dtype, uses_channels_last
 
     config = model.config
     dataset = TripletDataset(triplets, normalisation=config.get("normalisation", "l2"), crop=config.get("crop"))
-    logits = torch.from_numpy(predict_logits(model, dataset, batch_size=batch_size))
-    if model.class_names:
-        return torch.softmax(logits, dim=1).numpy()
-    return torch.sigmoid(logits[:, 0]).numpy()
+    device = next(model.parameters()).device.type
+    runnable, dtype, variant = optimise_for_inference(
+        copy.deepcopy(model), device, dtype, batch_size, variant, n_alerts=len(dataset)
+    )
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(dataset), batch_size):
+            images = torch.stack([dataset[i][0] for i in range(start, min(start + batch_size, len(dataset)))])
+            count = len(images)
+            if variant.startswith("compile") and count < batch_size:
+                # Pad the last batch: a compiled model would recompile for a new batch size.
+                images = torch.cat([images, images.new_zeros((batch_size - count, *images.shape[1:]))])
+            images = images.to(device=device, dtype=torch_dtype(dtype))
+            if uses_channels_last(variant):
+                images = images.contiguous(memory_format=torch.channels_last)
+            outputs.append(runnable(images)[:count].float().cpu())
+    logits = torch.cat(outputs) if outputs else torch.zeros((0, max(len(model.class_names or []), 1)))
+    scores = torch.softmax(logits, dim=1).numpy() if model.class_names else np.asarray(torch.sigmoid(logits[:, 0]))
+    return (scores, {"device": device, "dtype": dtype, "variant": variant}) if return_choice else scores
 
 
 def run_finetune(config: dict, out_dir: str | Path) -> pd.DataFrame:

@@ -322,7 +322,8 @@ def score_real_alerts(results: pd.DataFrame, release: str | Path, example: str |
     """Score real labelled BTS triplets with the fine-tuned BTS models in ``results`` (all sources, first seed).
 
     ``results`` is :func:`finetune_stage`'s table. Returns one row per (alert, model): dataset,
-    objectId, candid, label, arch, init, score, and ``btsbot_score`` (the authors' production model)
+    objectId, candid, label, arch, init, score, ``inference`` (device/format/variant used,
+    :func:`alertlib.finetune.score_triplets`), and ``btsbot_score`` (the authors' production model)
     where the data carry it.
     """
     from .finetune import load_model, score_triplets
@@ -337,8 +338,15 @@ def score_real_alerts(results: pd.DataFrame, release: str | Path, example: str |
         for name, triplets, candidates in datasets:
             frame = candidates[["objectId", "candid", "label"]].copy()
             frame["btsbot_score"] = candidates["expected_scores"] if "expected_scores" in candidates else np.nan
+            scores, choice = score_triplets(model, triplets, return_choice=True)
             rows.append(
-                frame.assign(dataset=name, arch=run["arch"], init=run["init"], score=score_triplets(model, triplets))
+                frame.assign(
+                    dataset=name,
+                    arch=run["arch"],
+                    init=run["init"],
+                    score=scores,
+                    inference=f"{choice['device']}/{choice['dtype']}/{choice['variant']}",
+                )
             )
     return pd.concat(rows, ignore_index=True)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU efficiency benchmark in one command (about 5 minutes on one H100; see data/benchmarks/README.md).
+# The GPU efficiency benchmark in one command (about 12 minutes on one H100; see data/benchmarks/README.md).
 #
 # Three stages, most important first; each writes its own table, so a stage that fails or is cut
 # short loses nothing of the others, and an interrupted stage resumes from its journal when run again:

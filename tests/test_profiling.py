@@ -290,8 +290,8 @@ def test_best_inference_variant_reads_the_table():
 def test_optimise_for_inference_applies_the_variant():
     from alertlib.models import create_model
 
-    model, variant = profiling.optimise_for_inference(create_model("braai_vgg"), variant="channels_last")
-    assert variant == "channels_last" and not model.training
+    model, dtype, variant = profiling.optimise_for_inference(create_model("braai_vgg"), variant="channels_last")
+    assert (dtype, variant) == ("float32", "channels_last") and not model.training
     assert model.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -439,3 +439,106 @@ def test_failed_jobs_in_a_journal_run_again(tmp_path):
     profiling.append_partial_results(journal, "a", [{"status": "ok"}])
     profiling.append_partial_results(journal, "b", [{"status": "error", "note": "boom"}])
     assert set(profiling.read_partial_results(journal)) == {"a"}
+
+
+def choice_table(cpu_model: str = "Test CPU") -> pd.DataFrame:
+    """Rates and first-call times (compilation) of one architecture, in two formats."""
+    rows = []
+    for dtype, variant, rate, first in [
+        ("float32", "eager", 100.0, 0.1),
+        ("float32", "channels_last", 150.0, 0.1),
+        ("float32", "compile", 200.0, 30.0),
+        ("bfloat16", "channels_last", 300.0, 0.2),
+        ("bfloat16", "compile", 600.0, 40.0),
+    ]:
+        rows.append(
+            dict(
+                model="resnet18",
+                impl="alertlib",
+                device="cpu",
+                dtype=dtype,
+                variant=variant,
+                batch_size=256,
+                alerts_per_s=rate,
+                first_call_s=first,
+                status="ok",
+                cpu_model=cpu_model,
+            )
+        )
+    return pd.DataFrame(rows)
+
+
+def test_choose_inference_weighs_compilation_against_the_alerts_to_score(monkeypatch):
+    monkeypatch.setattr("alertlib.provenance.cpu_model", lambda: "Test CPU")
+    table = choice_table()
+    choose = profiling.choose_inference
+    # A long-running scorer: the rate alone decides.
+    assert choose("resnet18", "cpu", "float32", table=table) == ("float32", "compile")
+    assert choose("resnet18", "cpu", "auto", table=table) == ("bfloat16", "compile")
+    # 1000 alerts: 30 s of compilation does not pay off (0.1 + 1000/150 < 30 + 1000/200).
+    assert choose("resnet18", "cpu", "float32", n_alerts=1000, table=table) == ("float32", "channels_last")
+    assert choose("resnet18", "cpu", "auto", n_alerts=1000, table=table) == ("bfloat16", "channels_last")
+    # Ten million alerts: it does.
+    assert choose("resnet18", "cpu", "auto", n_alerts=10_000_000, table=table) == ("bfloat16", "compile")
+    # Never measured: plain float32.
+    assert choose("convnext_nano", "cpu", "auto", table=table) == ("float32", "eager")
+    # Rows of this very machine win over another machine's.
+    other = choice_table("Other CPU").assign(alerts_per_s=lambda t: t["alerts_per_s"][::-1].to_numpy())
+    mixed = pd.concat([other, table], ignore_index=True)
+    assert choose("resnet18", "cpu", "auto", table=mixed) == ("bfloat16", "compile")
+
+
+def test_score_triplets_formats_agree_and_leave_the_model_alone():
+    import numpy as np
+
+    from alertlib.finetune import score_triplets
+    from alertlib.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("btsbot_cnn").eval()
+    model.config, model.class_names = {"normalisation": "l2", "crop": None}, None
+    triplets = np.random.default_rng(0).normal(size=(40, 63, 63, 3)).astype(np.float32)
+    full, choice = score_triplets(model, triplets, batch_size=16, dtype="float32", variant="eager", return_choice=True)
+    assert choice == {"device": "cpu", "dtype": "float32", "variant": "eager"} and full.shape == (40,)
+    half = score_triplets(model, triplets, batch_size=16, dtype="bfloat16", variant="channels_last")
+    assert np.abs(half - full).max() < 0.02  # bfloat16 keeps 8 bits of mantissa
+    assert next(model.parameters()).dtype == torch.float32  # the caller's model is not converted
+    again = score_triplets(model, triplets, batch_size=16, dtype="float32", variant="eager")
+    np.testing.assert_array_equal(again, full)
+
+
+def test_goal_check_measures_bfloat16_against_the_float32_rate():
+    table = synthetic_table().assign(ceiling_flops=1e11)
+    half = table[table["model"] == "resnet18"].assign(dtype="bfloat16", alerts_per_s=400.0, ceiling_flops=1e12)
+    half["limit_fraction"] = 2e8 * 400.0 / 1e12
+    goals = goal_check(pd.concat([table, half], ignore_index=True), threshold=0.6).set_index(["model", "dtype"])
+    row = goals.loc[("resnet18", "bfloat16")]
+    assert row["limit_fraction"] == pytest.approx(0.08)  # of its own (bfloat16) rate
+    assert row["float32_limit_fraction"] == pytest.approx(0.8) and row["meets_goal"]  # of the float32 rate
+    assert not goals.loc[("resnet18", "float32"), "meets_goal"]
+
+
+def test_custom_cnn_ratios_use_the_batch_size_every_model_has():
+    table = synthetic_table().assign(latency_ms=1.0)
+    extra = table[table["model"] == "btsbot_cnn"].assign(batch_size=4096, alerts_per_s=1e6)
+    ratios = custom_cnn_ratios(pd.concat([table, extra], ignore_index=True))
+    assert set(ratios["batch_size"]) == {256} and set(ratios["model"]) == {"convnext_pico", "resnet18"}
+    assert profiling.common_batch_size(pd.concat([table, extra])) == 256
+
+
+def test_table_from_journal_completes_an_interrupted_run(tmp_path):
+    settings = tiny_settings(models=("braai_vgg", "btsbot_cnn"), impls=("alertlib",), isolate=False)
+    jobs, _ = profiling.benchmark_jobs(settings)
+    journal = tmp_path / "stage.csv.partial.jsonl"
+    rows = profiling.run_in_process(jobs[0])
+    profiling.append_partial_results(journal, profiling.job_key(jobs[0]), rows)
+    reference = run_benchmark(tiny_settings(models=("braai_vgg",), impls=("alertlib",), isolate=False), progress=False)
+    table = profiling.table_from_journal(settings, journal, reference)
+    done = table[table["model"] == "braai_vgg"]
+    assert (done["status"] == "ok").all() and done["note"].str.contains("same machine").all()
+    assert (done["ceiling_flops"] == reference["ceiling_flops"].max()).all()
+    expected = 2 * done["macs"] * done["alerts_per_s"] / done["ceiling_flops"]
+    assert (done["limit_fraction"] - expected).abs().max() < 1e-12
+    assert done["measured_at"].notna().all() and (done["cpu_model"] == reference["cpu_model"].iloc[0]).all()
+    missing = table[table["model"] == "btsbot_cnn"]
+    assert (missing["status"] == "skipped").all() and missing["note"].str.contains("not measured").all()
