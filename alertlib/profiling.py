@@ -1183,10 +1183,10 @@ def goal_check(table, models=("convnext_pico", "resnet18"), batch_size: int = 25
     best = best_variant_rows(table[(table["impl"] == "alertlib") & (table["batch_size"] == batch_size)])
     rows = best[best["model"].isin(models)].copy()
     rows["float32_limit_fraction"] = rows["limit_fraction"].where(rows["dtype"] == "float32")
-    if "ceiling_flops" in table.columns:
+    other = rows["dtype"] != "float32"
+    if "ceiling_flops" in table.columns and other.any():
         float32 = table[table["dtype"] == "float32"].groupby("device")["ceiling_flops"].max()
-        other = rows["dtype"] != "float32"
-        ceiling = rows.loc[other, "device"].map(float32)
+        ceiling = rows.loc[other, "device"].map(float32).astype(float)
         rows.loc[other, "float32_limit_fraction"] = (
             2.0 * rows.loc[other, "macs"] * rows.loc[other, "alerts_per_s"] / ceiling
         )

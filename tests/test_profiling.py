@@ -542,3 +542,8 @@ def test_table_from_journal_completes_an_interrupted_run(tmp_path):
     assert done["measured_at"].notna().all() and (done["cpu_model"] == reference["cpu_model"].iloc[0]).all()
     missing = table[table["model"] == "btsbot_cnn"]
     assert (missing["status"] == "skipped").all() and missing["note"].str.contains("not measured").all()
+
+
+def test_goal_check_of_a_float32_only_table():
+    goals = goal_check(synthetic_table().assign(ceiling_flops=1e11), threshold=0.9)
+    assert set(goals["dtype"]) == {"float32"} and (goals["float32_limit_fraction"] == goals["limit_fraction"]).all()
