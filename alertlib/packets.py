@@ -576,7 +576,12 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     for path in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
         if path.is_dir():
             files.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.parts))
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    # Hidden below the folder given; the folder's own path may hold "..".
+                    if p.is_file() and not any(s.startswith(".") for s in p.relative_to(path).parts)
+                )
             )
         else:
             files.append(path)

@@ -332,3 +332,18 @@ def test_atlas_missing_reference_and_rubin_native_size(real_decoded):
     spark = fast.datasets["ztf"].candidates
     spark = spark[spark["file"].str.contains("ztf-spark-snappy")]
     assert len(spark) == 98 and spark["candid"].notna().all()  # from candidate.candid
+
+
+def test_expand_paths_through_a_parent_folder_and_hidden_files(tmp_path, monkeypatch):
+    from alertlib.packets import expand_paths
+
+    folder = tmp_path / "packets"
+    (folder / "sub").mkdir(parents=True)
+    (folder / ".hidden").mkdir()
+    for name in ("a.avro", "sub/b.avro", ".c.avro", ".hidden/d.avro"):
+        (folder / name).write_bytes(b"x")
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    # A relative path through ".." (as in ../shared/data/...) is not a hidden folder.
+    found = expand_paths(["../packets"])
+    assert [p.name for p in found] == ["a.avro", "b.avro"]
