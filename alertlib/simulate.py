@@ -65,6 +65,59 @@ class _BuildFolder:
         return False
 
 
+def default_workers() -> int:
+    """Processes for simulation: the CPUs this process may use (``$ALERTLIB_SIM_WORKERS`` overrides)."""
+    if os.environ.get("ALERTLIB_SIM_WORKERS"):
+        return max(1, int(os.environ["ALERTLIB_SIM_WORKERS"]))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def map_batches(function, arguments: list, workers: int | None = None):
+    """``map(function, arguments)`` in order, over ``workers`` processes when there is more than one batch.
+
+    Each batch draws from its own random stream (seeded by its index), so the results are
+    bit-identical whatever the number of workers; only the wall time changes. ``function`` must be
+    a module-level function (it is pickled to the workers).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = default_workers() if workers is None else max(1, int(workers))
+    workers = min(workers, len(arguments))
+    if workers <= 1:
+        yield from map(function, arguments)
+        return
+    # fork starts workers in milliseconds and shares the imported modules; elsewhere spawn.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
+        yield from pool.map(function, arguments)
+
+
+def _galaxy_batch_job(arguments):
+    from .galaxies import galaxy_batch
+
+    seed, batch, count, image_size, n_volunteers = arguments
+    import numpy as np
+
+    return galaxy_batch(np.random.default_rng([int(seed), batch, 1]), count, image_size, n_volunteers)
+
+
+def _alert_batch_job(arguments):
+    import numpy as np
+
+    from .alerts import simulate_alert_batch
+    from .preprocess import l2_normalise_stack
+
+    seed, batch, count, first, max_alerts, class_mix = arguments
+    raw, table = simulate_alert_batch(seed, batch, count, first, max_alerts, class_mix)
+    # BTSbot's per-cutout L2 normalisation, on (N, 3, H, W) views of the channels.
+    normalised = np.moveaxis(l2_normalise_stack(np.moveaxis(raw, -1, 1)), 1, -1)
+    return np.ascontiguousarray(normalised), table
+
+
 def simulate_galaxies(
     n: int,
     seed: int,
@@ -73,8 +126,12 @@ def simulate_galaxies(
     n_volunteers: int = 40,
     write_png: bool = True,
     progress: bool = True,
+    workers: int | None = None,
 ) -> Path:
     """Simulate ``n`` Galaxy Zoo-like galaxies with volunteer votes into ``out_dir``.
+
+    ``workers`` processes render the batches (default :func:`default_workers`); the output does
+    not depend on it.
 
     Returns
     -------
@@ -84,7 +141,6 @@ def simulate_galaxies(
     import numpy as np
     import pandas as pd
 
-    from .galaxies import galaxy_batch
     from .io import save_npy, write_json, write_table
     from .provenance import code_version
     from .schema import load_schema
@@ -95,10 +151,14 @@ def simulate_galaxies(
     out_dir = Path(out_dir)
     images, catalogs = [], []
     bar = _progress(n, "galaxies", "galaxy", progress)
-    for batch, first in enumerate(range(0, n, GALAXY_BATCH)):
-        count = min(GALAXY_BATCH, n - first)
-        rng = np.random.default_rng([int(seed), batch, 1])
-        rgb, votes, truth = galaxy_batch(rng, count, image_size, n_volunteers)
+    jobs = [
+        (seed, batch, min(GALAXY_BATCH, n - first), image_size, n_volunteers)
+        for batch, first in enumerate(range(0, n, GALAXY_BATCH))
+    ]
+    for (_, batch, count, _, _), (rgb, votes, truth) in zip(
+        jobs, map_batches(_galaxy_batch_job, jobs, workers), strict=True
+    ):
+        first = batch * GALAXY_BATCH
         ids = [f"sim{seed}_{first + k:07d}" for k in range(count)]
         catalogs.append(
             pd.concat(
@@ -138,27 +198,33 @@ def simulate_galaxies(
 
 
 def simulate_alert_arrays(
-    n_sources: int, seed: int, max_alerts: int = 8, class_mix: str = "bts", progress: bool = True
+    n_sources: int,
+    seed: int,
+    max_alerts: int = 8,
+    class_mix: str = "bts",
+    progress: bool = True,
+    workers: int | None = None,
 ):
-    """Triplets (N, 63, 63, 3) L2-normalised per cutout and the candidate table, before splitting."""
+    """Triplets (N, 63, 63, 3) L2-normalised per cutout and the candidate table, before splitting.
+
+    ``workers`` processes render the batches (default :func:`default_workers`); the output does
+    not depend on it.
+    """
     import numpy as np
     import pandas as pd
-
-    from .alerts import simulate_alert_batch
-    from .preprocess import l2_normalise_stack
 
     if n_sources < 1:
         raise ValueError(f"n_sources must be at least 1, got {n_sources}")
     triplets, candidates = [], []
     bar = _progress(n_sources, "alert sources", "source", progress)
-    for batch, first in enumerate(range(0, n_sources, ALERT_BATCH_SOURCES)):
-        count = min(ALERT_BATCH_SOURCES, n_sources - first)
-        raw, table = simulate_alert_batch(seed, batch, count, first, max_alerts, class_mix)
-        # BTSbot's per-cutout L2 normalisation, on (N, 3, H, W) views of the channels.
-        normalised = np.moveaxis(l2_normalise_stack(np.moveaxis(raw, -1, 1)), 1, -1)
-        triplets.append(np.ascontiguousarray(normalised))
+    jobs = [
+        (seed, batch, min(ALERT_BATCH_SOURCES, n_sources - first), first, max_alerts, class_mix)
+        for batch, first in enumerate(range(0, n_sources, ALERT_BATCH_SOURCES))
+    ]
+    for job, (normalised, table) in zip(jobs, map_batches(_alert_batch_job, jobs, workers), strict=True):
+        triplets.append(normalised)
         candidates.append(table)
-        bar.update(count)
+        bar.update(job[2])
     bar.close()
     return np.concatenate(triplets), pd.concat(candidates, ignore_index=True)
 

@@ -1,13 +1,17 @@
 """Simulator speed: alert triplets per second and galaxies per second, beside GalSim on the same scenes.
 
-Run: ``.venv/bin/python benchmarks/bench_simulator.py [--alerts-sources 256] [--galaxies 512] [--galsim 40]``
+Run: ``.venv/bin/python benchmarks/bench_simulator.py [--alert-sources 1024] [--galaxies 1024] [--repeats 3] [--workers N]``
+
+The rates are medians of ``--repeats`` runs (a new seed each) of the production path, with one worker
+process and with ``--workers``; batches have their own random streams, so the output does not depend
+on the number of workers (``tests/test_simulate.py``).
 
 alertlib renders whole batches at once (numpy, FFTs in single precision); GalSim draws one
 object at a time. For the comparison GalSim draws the same scenes: each galaxy's bulge and disk
 (Sersic profiles with the same parameters) convolved with each band's Moffat PSF, and for each alert
 the host and the point source convolved with the science PSF and the host with the reference PSF.
 GalSim's scenes are simpler (no arms, bars, clumps, companions, noise or subtraction), so the
-ratio understates alertlib's advantage. Timings are wall-clock on this machine; one run, one table.
+ratio understates alertlib's advantage. Timings are wall-clock on this machine, all in one run.
 """
 
 from __future__ import annotations
@@ -19,27 +23,42 @@ import time
 import numpy as np
 
 
-def time_alerts(n_sources: int) -> tuple[float, int, tuple]:
-    from alertlib.alerts import simulate_alert_batch
-    from alertlib.preprocess import l2_normalise_stack
+def _rates(run, repeats: int) -> dict:
+    """Median, quartiles and best of ``repeats`` timed calls of ``run()`` (which returns the items it made)."""
+    rates = []
+    for repeat in range(repeats):
+        start = time.perf_counter()
+        items = run(repeat)
+        rates.append(items / (time.perf_counter() - start))
+    q25, median, q75 = (float(v) for v in np.percentile(rates, [25, 50, 75]))
+    return {"median": median, "q25": q25, "q75": q75, "best": max(rates), "repeats": repeats, "items": items}
 
-    simulate_alert_batch(0, 99, 16, 0)  # warm-up (tables, imports)
-    start = time.perf_counter()
-    raw, table = simulate_alert_batch(0, 0, n_sources, 0)
-    np.moveaxis(l2_normalise_stack(np.moveaxis(raw, -1, 1)), 1, -1)
-    elapsed = time.perf_counter() - start
-    return len(raw) / elapsed, len(raw), (raw, table)
+
+def time_alerts(n_sources: int, workers: int, repeats: int) -> dict:
+    """Triplets per second of the production path (render + BTSbot normalisation), a new seed per repeat."""
+    from alertlib.simulate import simulate_alert_arrays
+
+    simulate_alert_arrays(16, seed=99, progress=False, workers=1)  # warm-up (tables, imports)
+
+    def run(repeat):
+        triplets, _ = simulate_alert_arrays(n_sources, seed=repeat, progress=False, workers=workers)
+        return len(triplets)
+
+    return _rates(run, repeats)
 
 
-def time_galaxies(n: int) -> tuple[float, dict]:
+def time_galaxies(n: int, workers: int, repeats: int) -> dict:
+    """Galaxies (64x64, three bands, with votes) per second, a new seed per repeat."""
     from alertlib import galaxies
+    from alertlib.simulate import GALAXY_BATCH, _galaxy_batch_job, map_batches
 
     galaxies.galaxy_batch(np.random.default_rng(99), 8)
-    rng = np.random.default_rng(0)
-    start = time.perf_counter()
-    galaxies.galaxy_batch(rng, n)
-    elapsed = time.perf_counter() - start
-    return n / elapsed, galaxies.draw_morphology(np.random.default_rng(0), n)
+
+    def run(repeat):
+        jobs = [(repeat, b, min(GALAXY_BATCH, n - first), 64, 40) for b, first in enumerate(range(0, n, GALAXY_BATCH))]
+        return sum(len(rgb) for rgb, _, _ in map_batches(_galaxy_batch_job, jobs, workers))
+
+    return _rates(run, repeats)
 
 
 def galsim_galaxies(morph: dict, count: int, image_size: int = 64) -> float:
@@ -99,43 +118,57 @@ def galsim_alerts(count: int) -> float:
 
 
 def main() -> None:
+    from alertlib.provenance import cpu_model
+    from alertlib.simulate import default_workers
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--alert-sources", type=int, default=256, help="sources in the timed alert batch (~5 alerts each)"
-    )
-    parser.add_argument("--galaxies", type=int, default=512)
+    parser.add_argument("--alert-sources", type=int, default=1024, help="sources per timed run (~5 alerts each)")
+    parser.add_argument("--galaxies", type=int, default=1024, help="galaxies per timed run")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (median reported)")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="processes (default: the CPUs)")
     parser.add_argument("--galsim", type=int, default=40, help="scenes GalSim draws for each comparison")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    from alertlib.provenance import cpu_model
 
-    alert_rate, n_alerts, _ = time_alerts(args.alert_sources)
-    galaxy_rate, morph = time_galaxies(args.galaxies)
+    from alertlib import galaxies
+
+    result = {"cpu": cpu_model(), "workers": args.workers}
+    for workers in sorted({1, args.workers}):
+        alerts = time_alerts(args.alert_sources, workers, args.repeats)
+        gals = time_galaxies(args.galaxies, workers, args.repeats)
+        result[f"alert_triplets_per_s_{workers}w"] = round(alerts["median"], 1)
+        result[f"alert_triplets_per_s_{workers}w_iqr"] = [round(alerts["q25"], 1), round(alerts["q75"], 1)]
+        result[f"galaxies_per_s_{workers}w"] = round(gals["median"], 1)
+        result[f"galaxies_per_s_{workers}w_iqr"] = [round(gals["q25"], 1), round(gals["q75"], 1)]
+    result["alerts_timed"], result["galaxies_timed"], result["repeats"] = alerts["items"], gals["items"], args.repeats
+    # GalSim draws one object at a time in one process: compare with one alertlib worker.
     galsim_alert_rate = galsim_alerts(args.galsim)
-    galsim_galaxy_rate = galsim_galaxies(morph, args.galsim)
-    result = {
-        "cpu": cpu_model(),
-        "alert_triplets_per_s": round(alert_rate, 1),
-        "alerts_timed": n_alerts,
-        "galsim_alert_scenes_per_s": round(galsim_alert_rate, 1),
-        "alert_speedup_vs_galsim": round(alert_rate / galsim_alert_rate, 1),
-        "galaxies_per_s": round(galaxy_rate, 1),
-        "galaxies_timed": args.galaxies,
-        "galsim_galaxies_per_s": round(galsim_galaxy_rate, 1),
-        "galaxy_speedup_vs_galsim": round(galaxy_rate / galsim_galaxy_rate, 1),
-    }
+    galsim_galaxy_rate = galsim_galaxies(galaxies.draw_morphology(np.random.default_rng(0), args.galsim), args.galsim)
+    result["galsim_alert_scenes_per_s"] = round(galsim_alert_rate, 1)
+    result["galsim_galaxies_per_s"] = round(galsim_galaxy_rate, 1)
+    result["alert_speedup_vs_galsim_1w"] = round(result["alert_triplets_per_s_1w"] / galsim_alert_rate, 1)
+    result["galaxy_speedup_vs_galsim_1w"] = round(result["galaxies_per_s_1w"] / galsim_galaxy_rate, 1)
+    alert_rate = result[f"alert_triplets_per_s_{args.workers}w"]
+    galaxy_rate = result[f"galaxies_per_s_{args.workers}w"]
+    result["targets_met"] = bool(alert_rate >= 1000 and galaxy_rate >= 500)
     if args.json:
         print(json.dumps(result))
         return
-    print(f"machine: {result['cpu']}")
+    print(f"machine: {result['cpu']}; medians of {args.repeats} runs")
+    for workers in sorted({1, args.workers}):
+        print(
+            f"{workers} worker(s): alert triplets {result[f'alert_triplets_per_s_{workers}w']:8.0f} /s "
+            f"(IQR {result[f'alert_triplets_per_s_{workers}w_iqr']}), galaxies 64x64 "
+            f"{result[f'galaxies_per_s_{workers}w']:6.0f} /s (IQR {result[f'galaxies_per_s_{workers}w_iqr']})"
+        )
     print(
-        f"alert triplets: {alert_rate:8.0f} /s  (GalSim, simpler scenes: {galsim_alert_rate:6.0f} /s; ratio {result['alert_speedup_vs_galsim']}x)"
+        f"GalSim, simpler scenes, one process: {galsim_alert_rate:6.0f} alert scenes/s "
+        f"(alertlib 1 worker: {result['alert_speedup_vs_galsim_1w']}x), {galsim_galaxy_rate:6.0f} galaxies/s "
+        f"({result['galaxy_speedup_vs_galsim_1w']}x)"
     )
     print(
-        f"galaxies 64x64: {galaxy_rate:8.0f} /s  (GalSim, simpler scenes: {galsim_galaxy_rate:6.0f} /s; ratio {result['galaxy_speedup_vs_galsim']}x)"
-    )
-    print(
-        f"targets: >= 1000 triplets/s, >= 500 galaxies/s -> {'met' if alert_rate >= 1000 and galaxy_rate >= 500 else 'NOT met'} in this run"
+        f"targets (>= 1000 triplets/s, >= 500 galaxies/s, {args.workers} workers): "
+        f"{'met' if result['targets_met'] else 'NOT met'} in this run"
     )
 
 

@@ -180,6 +180,19 @@ def test_alerts_release_layout_labels_and_determinism(tmp_path):
     assert metadata["simulator_version"] and metadata["splits"]["train"]["alerts"] == len(parts["train"])
 
 
+def test_output_does_not_depend_on_the_number_of_workers(tmp_path):
+    from alertlib.simulate import simulate_alert_arrays
+
+    one_triplets, one_table = simulate_alert_arrays(150, seed=7, progress=False, workers=1)
+    two_triplets, two_table = simulate_alert_arrays(150, seed=7, progress=False, workers=2)
+    assert np.array_equal(one_triplets, two_triplets)
+    pd.testing.assert_frame_equal(one_table, two_table)
+    one = simulate_galaxies(300, seed=2, out_dir=tmp_path / "one", image_size=24, write_png=False, workers=1)
+    two = simulate_galaxies(300, seed=2, out_dir=tmp_path / "two", image_size=24, write_png=False, workers=2)
+    assert np.array_equal(np.load(one / "images.npy"), np.load(two / "images.npy"))
+    pd.testing.assert_frame_equal(pd.read_parquet(one / "catalog.parquet"), pd.read_parquet(two / "catalog.parquet"))
+
+
 def test_cache_is_reused_and_keyed(tmp_path, monkeypatch):
     monkeypatch.setenv("ALERTLIB_DATA", str(tmp_path))
     first = cached_sky("alerts", 20, seed=1, progress=False)
