@@ -60,6 +60,9 @@ SKY_TO_NOISE_MEDIAN, SKY_TO_NOISE_SPREAD, LOW_SKY_FRACTION = 16.0, 0.5, 0.12
 SCIENCE_NOISE_MEDIAN, SCIENCE_NOISE_SPREAD = 6.9, 0.35
 REFERENCE_NOISE_RATIO = 0.15
 REFERENCE_BETA = 2.5  # co-added references have broad PSF wings
+# Width (pixels) of the Gaussian that correlates the reference's noise like a co-add of resampled
+# epochs: lag-1 correlation exp(-1 / (4 sigma^2)) = 0.64 (real ZTF references: about 0.6).
+REFERENCE_NOISE_SMOOTHING = 0.75
 SEEING_MEDIAN_PX, SEEING_SPREAD = 2.2, 0.35
 ZERO_POINT_MEDIAN = 26.1
 GAIN = 6.2
@@ -246,6 +249,21 @@ def _offset_following_light(rng, morph) -> tuple[np.ndarray, np.ndarray]:
 _PIXEL = render.pixel_transfer((CANVAS, CANVAS)).astype(np.float32)
 
 
+def correlated_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    """Gaussian noise of unit variance per pixel, correlated by a Gaussian kernel of width ``sigma`` pixels.
+
+    White noise is smoothed in Fourier space (periodic on the canvas) and divided by the kernel's
+    root sum of squares, so each pixel keeps unit variance.
+    """
+    canvas = shape[-2:]
+    white = rng.standard_normal(shape, dtype=np.float32)
+    transfer = render.gaussian_transfer(np.array([sigma]), canvas)[0]
+    kernel = render.irfft2(transfer[None].astype(np.complex64), canvas)[0]
+    gain = np.float32(np.sqrt((kernel.astype(np.float64) ** 2).sum()))
+    flat = white.reshape(-1, *canvas)
+    return (render.irfft2(render.rfft2(flat) * transfer, canvas) / gain).reshape(shape).astype(np.float32)
+
+
 def _point_spectrum(flux, x, y):
     """Fourier spectrum (B, H, W//2+1) of pixel-integrated points of ``flux`` at canvas (x, y)."""
     phase = render.shift_phase(x, y, (CANVAS, CANVAS))
@@ -364,8 +382,11 @@ def render_batch(
     read_noise = np.sqrt(np.maximum(noise**2 - sky / GAIN, 1.0))
     science = render.add_noise(rng, science_model, sky, GAIN, read_noise)
     ref_noise_sigma = np.clip(_lognormal(rng, SCIENCE_NOISE_MEDIAN * REFERENCE_NOISE_RATIO, 0.3, n_src), 0.4, None)[src]
-    # Same realisation for every alert of a source in a band: the template does not change.
-    reference_noise = rng.standard_normal((n_src, 2, CANVAS, CANVAS), dtype=np.float32)
+    # Same realisation for every alert of a source in a band: the template does not change. A ZTF
+    # reference is a co-add of resampled epochs, so its noise is correlated between neighbouring
+    # pixels (lag-1 correlation about 0.6 in real packets); smooth white noise to match, keeping
+    # its per-pixel standard deviation.
+    reference_noise = correlated_noise(rng, (n_src, 2, CANVAS, CANVAS), REFERENCE_NOISE_SMOOTHING)
     reference = reference_model + reference_noise[src, band] * ref_noise_sigma[:, None, None].astype(np.float32)
 
     # Science-only defects (real space).
@@ -386,23 +407,31 @@ def render_batch(
             defects[index, :, cx[index]] += defect_flux[index] * 0.05 * rng.uniform(0.5, 1.5)
     science += defects
 
-    # --- PSF-matched subtraction ----------------------------------------------------------------------
-    sigma_sci, sigma_ref = fwhm / 2.3548, ref_fwhm / 2.3548
-    kernel_error = np.where(
+    # --- image subtraction: ZOGY (Zackay, Ofek & Gal-Yam 2016), as ZTF's pipeline does -------------------
+    # D = (P_r N - P_n R) / sqrt(sigma_n^2 |P_r|^2 + sigma_r^2 |P_n|^2) in Fourier space: its noise is
+    # white, as in real ZTF difference cutouts. Subtraction artefacts come from the pipeline's errors:
+    # a PSF model of the wrong width (psf_mismatch: large; others: small) and misregistration (dipole).
+    sigma_sci = fwhm / 2.3548
+    psf_error = np.where(
         a_kind == "psf_mismatch",
-        rng.choice([-1, 1], n_alerts) * rng.uniform(0.25, 0.5, n_alerts),
-        rng.normal(0, 0.05, n_alerts),
+        rng.choice([-1, 1], n_alerts) * rng.uniform(0.12, 0.25, n_alerts),
+        rng.normal(0, 0.025, n_alerts),
     )
-    kernel_variance = (sigma_sci**2 - sigma_ref**2) * (1 + kernel_error)
     shift_scale = np.where(a_kind == "dipole", rng.uniform(0.4, 1.2, n_alerts), 0.04)
     shift_x, shift_y = rng.normal(0, 1, n_alerts) * shift_scale, rng.normal(0, 1, n_alerts) * shift_scale
     ref_spectrum = render.rfft2(reference)  # the reference model carries no sky
     sci_spectrum = render.rfft2(science - sky[:, None, None].astype(np.float32))
-    blur_ref = kernel_variance > 0
-    kernel_ref = render.gaussian_transfer(np.sqrt(np.where(blur_ref, kernel_variance, 0.0)), canvas)
-    kernel_sci = render.gaussian_transfer(np.sqrt(np.where(blur_ref, 0.0, -kernel_variance)), canvas)
+    psf_ref = render.moffat_transfer(ref_fwhm * (1 + psf_error), REFERENCE_BETA, canvas)  # the pipeline's models
+    psf_sci = sci_transfer
     phase = render.shift_phase(shift_x, shift_y, canvas)
-    difference = render.irfft2(sci_spectrum * kernel_sci - ref_spectrum * kernel_ref * phase, canvas)
+    sigma_n = noise.astype(np.float32)[:, None, None]
+    sigma_r = ref_noise_sigma.astype(np.float32)[:, None, None]
+    whitening = np.sqrt(sigma_n**2 * psf_ref**2 + sigma_r**2 * psf_sci**2) + np.float32(1e-12)
+    # Scaled back to science counts (a point source keeps its flux); the cutouts are L2-normalised anyway.
+    flux_scale = np.sqrt(sigma_n**2 + sigma_r**2)
+    difference = render.irfft2(
+        (psf_ref * sci_spectrum - psf_sci * ref_spectrum * phase) * (flux_scale / whitening), canvas
+    )
     reference_level = alerts["reference_level"].to_numpy() * np.exp(rng.normal(0, 0.003, n_alerts))
     reference_cutout = reference + reference_level[:, None, None].astype(np.float32)
 

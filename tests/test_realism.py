@@ -45,3 +45,19 @@ def test_real_packets_are_read_with_the_packet_reader(real_folder):
     assert triplets.shape[1:] == (63, 63, 3) and len(candidates) == len(triplets)
     stats = realism.triplet_statistics(triplets)
     assert stats["psf_fwhm_px"].between(1, 8).mean() > 0.8
+
+
+def test_noise_correlation_statistic_tells_smoothed_from_white_noise():
+    import numpy as np
+
+    from alertlib.alerts import correlated_noise
+    from alertlib.realism import triplet_statistics
+
+    rng = np.random.default_rng(0)
+    white = rng.standard_normal((20, 63, 63, 3)).astype(np.float32)
+    smooth = np.stack([correlated_noise(rng, (20, 63, 63), 0.75) for _ in range(3)], axis=-1)
+    assert np.allclose(smooth.std(axis=(1, 2)), 1.0, atol=0.1)  # per-pixel variance kept
+    for images, low, high in ((white, -0.12, 0.12), (smooth, 0.5, 0.75)):
+        stats = triplet_statistics(images / np.sqrt((images**2).sum(axis=(1, 2), keepdims=True)))
+        assert stats["reference_noise_corr"].between(low, high).all()
+        assert stats["difference_noise_corr"].between(low, high).all()
