@@ -61,8 +61,10 @@ SCIENCE_NOISE_MEDIAN, SCIENCE_NOISE_SPREAD = 6.9, 0.35
 REFERENCE_NOISE_RATIO = 0.15
 REFERENCE_BETA = 2.5  # co-added references have broad PSF wings
 # Width (pixels) of the Gaussian that correlates the reference's noise like a co-add of resampled
-# epochs: lag-1 correlation exp(-1 / (4 sigma^2)) = 0.64 (real ZTF references: about 0.6).
+# epochs, lognormal per source: lag-1 correlation exp(-1 / (4 sigma^2)), median 0.64 and 10-90%
+# about 0.25-0.85 (real ZTF references: median 0.63, 10-90% 0.20-0.90).
 REFERENCE_NOISE_SMOOTHING = 0.75
+REFERENCE_NOISE_SMOOTHING_SPREAD = 0.45
 SEEING_MEDIAN_PX, SEEING_SPREAD = 2.2, 0.35
 ZERO_POINT_MEDIAN = 26.1
 GAIN = 6.2
@@ -249,19 +251,34 @@ def _offset_following_light(rng, morph) -> tuple[np.ndarray, np.ndarray]:
 _PIXEL = render.pixel_transfer((CANVAS, CANVAS)).astype(np.float32)
 
 
-def correlated_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
-    """Gaussian noise of unit variance per pixel, correlated by a Gaussian kernel of width ``sigma`` pixels.
+def _smoothing(sigma, canvas: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian transfer functions (B, H, W//2+1) of widths ``sigma`` (B,), and their kernels' root sums of squares (B, 1, 1)."""
+    transfer = render.gaussian_transfer(np.atleast_1d(np.asarray(sigma, dtype=np.float64)), canvas)
+    kernel = render.irfft2(transfer.astype(np.complex64), canvas).astype(np.float64)
+    return transfer, np.sqrt((kernel**2).sum(axis=(1, 2)))[:, None, None].astype(np.float32)
 
-    White noise is smoothed in Fourier space (periodic on the canvas) and divided by the kernel's
-    root sum of squares, so each pixel keeps unit variance.
+
+def correlated_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma) -> np.ndarray:
+    """Gaussian noise of unit variance per pixel, correlated by Gaussian kernels of width ``sigma`` pixels.
+
+    ``shape`` is (B, ..., H, W); ``sigma`` a number, or one width per leading index (B,). White
+    noise is smoothed in Fourier space (periodic on the canvas) and divided by the kernel's root sum
+    of squares, so each pixel keeps unit variance; :func:`correlated_noise_power` is its power spectrum.
     """
     canvas = shape[-2:]
     white = rng.standard_normal(shape, dtype=np.float32)
-    transfer = render.gaussian_transfer(np.array([sigma]), canvas)[0]
-    kernel = render.irfft2(transfer[None].astype(np.complex64), canvas)[0]
-    gain = np.float32(np.sqrt((kernel.astype(np.float64) ** 2).sum()))
-    flat = white.reshape(-1, *canvas)
-    return (render.irfft2(render.rfft2(flat) * transfer, canvas) / gain).reshape(shape).astype(np.float32)
+    sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), shape[:1])
+    transfer, gain = _smoothing(sigma, canvas)
+    per_batch = int(np.prod(shape[1:-2], dtype=np.int64))  # images per leading index
+    flat = white.reshape(shape[0], per_batch, *canvas)
+    smoothed = render.irfft2(render.rfft2(flat) * transfer[:, None], canvas) / gain[:, None]
+    return smoothed.reshape(shape).astype(np.float32)
+
+
+def correlated_noise_power(sigma, canvas: tuple[int, int]) -> np.ndarray:
+    """Power spectra (B, H, W//2+1) of :func:`correlated_noise` of widths ``sigma`` (B,), relative to white noise (1)."""
+    transfer, gain = _smoothing(sigma, canvas)
+    return (transfer / gain) ** 2
 
 
 def _point_spectrum(flux, x, y):
@@ -386,7 +403,9 @@ def render_batch(
     # reference is a co-add of resampled epochs, so its noise is correlated between neighbouring
     # pixels (lag-1 correlation about 0.6 in real packets); smooth white noise to match, keeping
     # its per-pixel standard deviation.
-    reference_noise = correlated_noise(rng, (n_src, 2, CANVAS, CANVAS), REFERENCE_NOISE_SMOOTHING)
+    # How many epochs and how much resampling differ from field to field: so does the correlation.
+    smoothing = np.clip(_lognormal(rng, REFERENCE_NOISE_SMOOTHING, REFERENCE_NOISE_SMOOTHING_SPREAD, n_src), 0.3, 2.0)
+    reference_noise = correlated_noise(rng, (n_src, 2, CANVAS, CANVAS), smoothing)
     reference = reference_model + reference_noise[src, band] * ref_noise_sigma[:, None, None].astype(np.float32)
 
     # Science-only defects (real space).
@@ -408,7 +427,7 @@ def render_batch(
     science += defects
 
     # --- image subtraction: ZOGY (Zackay, Ofek & Gal-Yam 2016), as ZTF's pipeline does -------------------
-    # D = (P_r N - P_n R) / sqrt(sigma_n^2 |P_r|^2 + sigma_r^2 |P_n|^2) in Fourier space: its noise is
+    # D = (P_r N - P_n R) / sqrt(sigma_n^2 |P_r|^2 + S_r |P_n|^2) in Fourier space: its noise is
     # white, as in real ZTF difference cutouts. Subtraction artefacts come from the pipeline's errors:
     # a PSF model of the wrong width (psf_mismatch: large; others: small) and misregistration (dipole).
     sigma_sci = fwhm / 2.3548
@@ -426,7 +445,10 @@ def render_batch(
     phase = render.shift_phase(shift_x, shift_y, canvas)
     sigma_n = noise.astype(np.float32)[:, None, None]
     sigma_r = ref_noise_sigma.astype(np.float32)[:, None, None]
-    whitening = np.sqrt(sigma_n**2 * psf_ref**2 + sigma_r**2 * psf_sci**2) + np.float32(1e-12)
+    # The reference's noise is correlated: its power spectrum replaces sigma_r^2 (ZOGY with coloured
+    # noise), which keeps the difference's noise white at every frequency.
+    reference_power = sigma_r**2 * correlated_noise_power(smoothing, canvas)[src]
+    whitening = np.sqrt(sigma_n**2 * psf_ref**2 + reference_power * psf_sci**2) + np.float32(1e-12)
     # Scaled back to science counts (a point source keeps its flux); the cutouts are L2-normalised anyway.
     flux_scale = np.sqrt(sigma_n**2 + sigma_r**2)
     difference = render.irfft2(
