@@ -61,10 +61,15 @@ SCIENCE_NOISE_MEDIAN, SCIENCE_NOISE_SPREAD = 6.9, 0.35
 REFERENCE_NOISE_RATIO = 0.15
 REFERENCE_BETA = 2.5  # co-added references have broad PSF wings
 # Width (pixels) of the Gaussian that correlates the reference's noise like a co-add of resampled
-# epochs, lognormal per source: lag-1 correlation exp(-1 / (4 sigma^2)), median 0.64 and 10-90%
-# about 0.25-0.85 (real ZTF references: median 0.63, 10-90% 0.20-0.90).
+# epochs, lognormal per source; lag-1 correlation exp(-1 / (4 sigma^2)): median 0.64. (In the real
+# packets the measured correlation, median 0.63, also rises with crowding: it goes with the
+# science cutout's and with the fraction of light in sources. Faint field sources are not
+# simulated yet; see realism.triplet_statistics.)
 REFERENCE_NOISE_SMOOTHING = 0.75
 REFERENCE_NOISE_SMOOTHING_SPREAD = 0.45
+# Residual background of the difference image (imperfect sky subtraction), per alert, in units of
+# its pixel noise: real ZTF difference cutouts have median level / noise spread 5-95% over -0.15..0.12.
+DIFFERENCE_BACKGROUND_SPREAD = 0.08
 SEEING_MEDIAN_PX, SEEING_SPREAD = 2.2, 0.35
 ZERO_POINT_MEDIAN = 26.1
 GAIN = 6.2
@@ -404,7 +409,7 @@ def render_batch(
     # pixels (lag-1 correlation about 0.6 in real packets); smooth white noise to match, keeping
     # its per-pixel standard deviation.
     # How many epochs and how much resampling differ from field to field: so does the correlation.
-    smoothing = np.clip(_lognormal(rng, REFERENCE_NOISE_SMOOTHING, REFERENCE_NOISE_SMOOTHING_SPREAD, n_src), 0.3, 2.0)
+    smoothing = np.clip(_lognormal(rng, REFERENCE_NOISE_SMOOTHING, REFERENCE_NOISE_SMOOTHING_SPREAD, n_src), 0.3, 2.5)
     reference_noise = correlated_noise(rng, (n_src, 2, CANVAS, CANVAS), smoothing)
     reference = reference_model + reference_noise[src, band] * ref_noise_sigma[:, None, None].astype(np.float32)
 
@@ -453,6 +458,9 @@ def render_batch(
     flux_scale = np.sqrt(sigma_n**2 + sigma_r**2)
     difference = render.irfft2(
         (psf_ref * sci_spectrum - psf_sci * ref_spectrum * phase) * (flux_scale / whitening), canvas
+    )
+    difference += (rng.normal(0.0, DIFFERENCE_BACKGROUND_SPREAD, n_alerts)[:, None, None] * flux_scale).astype(
+        np.float32
     )
     reference_level = alerts["reference_level"].to_numpy() * np.exp(rng.normal(0, 0.003, n_alerts))
     reference_cutout = reference + reference_level[:, None, None].astype(np.float32)

@@ -10,9 +10,13 @@ from alertlib.simulate import simulate_alert_arrays
 
 
 @pytest.fixture(scope="module")
-def simulated():
-    triplets, _ = simulate_alert_arrays(40, seed=11, progress=False)
-    return triplets
+def simulated_with_sources():
+    return simulate_alert_arrays(40, seed=11, progress=False)
+
+
+@pytest.fixture(scope="module")
+def simulated(simulated_with_sources):
+    return simulated_with_sources[0]
 
 
 def test_statistics_measure_what_was_simulated(simulated):
@@ -26,9 +30,21 @@ def test_statistics_measure_what_was_simulated(simulated):
     assert set(table["data"]) == {"simulated", "real"}
 
 
-def test_two_sample_test_detects_a_difference_and_not_a_copy(simulated):
+def test_two_sample_test_detects_a_difference_and_not_a_copy(simulated_with_sources):
+    simulated, table = simulated_with_sources
+    sources = table["source_id"].to_numpy()
     half = len(simulated) // 2
-    same = realism.two_sample_test(simulated[:half], simulated[half : 2 * half], seed=0, folds=3, epochs=2, n_boot=100)
+    first, second = slice(0, half), slice(half, 2 * half)
+    same = realism.two_sample_test(
+        simulated[first],
+        simulated[second],
+        seed=0,
+        folds=3,
+        epochs=2,
+        n_boot=100,
+        sim_groups=sources[first],
+        real_groups=sources[second],
+    )
     assert {"auc", "auc_low", "auc_high", "n_sim", "n_real"} <= same.keys()
     assert same["auc"] < 0.8
     # Doubling the difference channel's noise is something a critic must see.
