@@ -117,9 +117,33 @@ def begin_run(config: dict, out_dir: str | Path, complete) -> tuple[dict, Path, 
     run already finished there (the caller then returns it instead of running again), else None.
     """
     config = complete(config)
+    fingerprint = data_fingerprint(config)
+    if fingerprint is not None:
+        # The data's content is part of the run: a regenerated sky under the same path is new data.
+        config = {**config, "data_fingerprint": fingerprint}
     out_dir = Path(out_dir)
     run_id = config_run_id(config)
     return config, out_dir, run_id, finished_results(out_dir, run_id)
+
+
+def data_fingerprint(config: dict) -> str | None:
+    """The content hash of a simulated data set a job reads (``data`` or ``catalog``), from its ``dataset.json``.
+
+    None for data without one (a real release, a Galaxy Zoo download, synthetic images): their
+    paths and versions identify them.
+    """
+    import json
+
+    for key in ("data", "catalog"):
+        if not config.get(key):
+            continue
+        path = Path(config[key])
+        metadata = (path if path.is_dir() else path.parent) / "dataset.json"
+        if metadata.is_file():
+            content = json.loads(metadata.read_text()).get("content_sha256")
+            if content:
+                return str(content)
+    return None
 
 
 def _class_names(splits: dict, column: str) -> list[str]:

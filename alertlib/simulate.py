@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 # Bump when a change alters the simulated data; it is part of every cache key and dataset version.
-SIMULATOR_VERSION = "2"
+SIMULATOR_VERSION = "3"
 GALAXY_BATCH = 256  # galaxies per random stream (fixed: part of what makes runs reproducible)
 ALERT_BATCH_SOURCES = 128  # sources per random stream
 
@@ -118,6 +118,15 @@ def _alert_batch_job(arguments):
     return np.ascontiguousarray(normalised), table
 
 
+def _content_hash(images, catalog) -> str:
+    """A short hash of a galaxy set's images and catalog values (what a job trained on them depends on)."""
+    import pandas as pd
+
+    digest = hashlib.sha256(images.tobytes())
+    digest.update(pd.util.hash_pandas_object(catalog, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def simulate_galaxies(
     n: int,
     seed: int,
@@ -190,6 +199,7 @@ def simulate_galaxies(
                 "n_volunteers": int(n_volunteers),
                 "schema": load_schema().name,
                 "pngs": bool(write_png),
+                "content_sha256": _content_hash(stack, catalog),
                 "code_version": code_version(),
                 "wall_time_s": round(time.perf_counter() - start, 2),
             },

@@ -118,3 +118,19 @@ def test_simulated_sky_pretrain_then_finetune_learns(tmp_path, monkeypatch):
     again, _ = study.finetune_stage(profile, sky, progress=False)
     assert again["run_id"].tolist() == results["run_id"].tolist()
     assert again["wall_time_s"].tolist() == results["wall_time_s"].tolist()  # read back, not re-run
+
+
+def test_regenerated_data_under_the_same_path_is_a_new_run(tmp_path):
+    import json
+
+    from alertlib.finetune import begin_run, full_config
+
+    folder = tmp_path / "sky"
+    folder.mkdir()
+    (folder / "dataset.json").write_text(json.dumps({"content_sha256": "aaaa"}))
+    config = {"data": str(folder), "arch": "btsbot_cnn", "init": "scratch"}
+    first = begin_run(config, tmp_path / "run", full_config)
+    assert first[0]["data_fingerprint"] == "aaaa"
+    (folder / "dataset.json").write_text(json.dumps({"content_sha256": "bbbb"}))
+    second = begin_run(config, tmp_path / "run", full_config)
+    assert second[2] != first[2]  # the run id changes with the data's content
