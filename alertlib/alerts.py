@@ -11,13 +11,15 @@ For each alert (all on an 80x80 canvas in Fourier space, then cropped to 63x63 a
 
 - the **reference** is a deep co-add with its own (usually sharper) Moffat PSF and low noise, holding
   the host, field stars, and a variable star or AGN at its mean brightness; it is one image per source
-  and band, background-matched to each science image as the ZTF template cutouts are;
+  and band, background-matched to each science image as the ZTF template cutouts are; its noise is
+  correlated between neighbouring pixels, as a co-add of resampled epochs is;
 - the **science** image has the epoch's PSF, sky, photon and read noise, and the transient;
-- the **difference** is science minus the reference convolved with a Gaussian matching kernel whose
-  width is estimated with a small error, after a small misregistration: Moffat wings and these
-  errors leave realistic residuals around bright stars and galaxy nuclei. Bogus alerts are made of
-  large such errors (dipoles, PSF-mismatch rings) or of science-only defects (cosmic rays, hot
-  pixels, bad columns, ghosts).
+- the **difference** is a ZOGY subtraction (Zackay, Ofek & Gal-Yam 2016; ZTF's method), whitened
+  with both images' noise spectra so that its noise is white as in real ZTF difference cutouts, made
+  with PSF models whose widths carry a small error and after a small misregistration, plus a small
+  residual background: these errors leave realistic residuals around bright stars and galaxy
+  nuclei. Bogus alerts are made of large such errors (dipoles, PSF-mismatch rings) or of
+  science-only defects (cosmic rays, hot pixels, bad columns, ghosts).
 
 Labels follow the BTS: ``label`` = 1 when the source is a real extragalactic transient (``sn`` or
 ``nuclear``) whose light curve peaks at 18.5 mag or brighter; a single epoch's brightness does not

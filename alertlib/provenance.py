@@ -11,27 +11,36 @@ from functools import lru_cache
 from . import __version__
 from .paths import REPO_ROOT
 
+# What a study run itself rewrites in the tracked tree (figures, the README headline, benchmark
+# tables): changes there are outputs, not code, and do not make the code version "dirty".
+GENERATED_PATHS = ("figures", "README.md", "data")
+
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """``alertlib <version>+<git commit>[-dirty]``, or the package version outside a git checkout.
 
-    ``$ALERTLIB_CODE_VERSION`` overrides it, for a copy of a checkout made without its git history
-    (e.g. a working tree sent to a GPU machine: set it to the commit the copy was made from).
+    ``-dirty`` means tracked files other than the study's own outputs (:data:`GENERATED_PATHS`)
+    differ from the commit. ``$ALERTLIB_CODE_VERSION`` overrides it, for a copy of a checkout made
+    without its git history (e.g. a working tree sent to a GPU machine: set it to the commit the
+    copy was made from).
     """
     if os.environ.get("ALERTLIB_CODE_VERSION"):
         return f"{__version__}+{os.environ['ALERTLIB_CODE_VERSION']}"
     try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        return f"{__version__}+{out.stdout.strip()}"
+        commit = _git("rev-parse", "--short=12", "HEAD")
+        excluded = [f":(exclude){path}" for path in GENERATED_PATHS]
+        changed = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *excluded)
+        return f"{__version__}+{commit}{'-dirty' if changed else ''}"
     except (OSError, subprocess.SubprocessError):
         return __version__
+
+
+def _git(*arguments: str) -> str:
+    out = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), *arguments], capture_output=True, text=True, timeout=5, check=True
+    )
+    return out.stdout.strip()
 
 
 def cpu_model() -> str:

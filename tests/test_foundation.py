@@ -172,3 +172,29 @@ def test_layout_exists():
     ):
         assert (REPO_ROOT / name).exists(), name
     assert (REPO_ROOT / "data" / "README.md").exists() and (REPO_ROOT / "figures" / "README.md").exists()
+
+
+def test_code_version_is_dirty_for_code_not_for_study_outputs(tmp_path, monkeypatch):
+    import subprocess
+
+    from alertlib import provenance
+
+    def git(*arguments):
+        subprocess.run(["git", "-C", str(tmp_path), *arguments], check=True, capture_output=True)
+
+    git("init", "-q")
+    for name in ("code.py", "figures/plot.png", "README.md"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("1")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    monkeypatch.setattr(provenance, "REPO_ROOT", tmp_path)
+    monkeypatch.delenv("ALERTLIB_CODE_VERSION", raising=False)
+    versions = []
+    for name in ("figures/plot.png", "README.md", "code.py"):
+        (tmp_path / name).write_text("2")  # a study rewrites its figures and headline; code.py is code
+        provenance.code_version.cache_clear()
+        versions.append(provenance.code_version())
+    provenance.code_version.cache_clear()
+    assert not versions[0].endswith("-dirty") and not versions[1].endswith("-dirty")
+    assert versions[2].endswith("-dirty")

@@ -192,7 +192,8 @@ def test_jobs_skip_gpu_only_models_on_cpu_and_limit_compile_sizes():
     assert not gpu_skipped and {j["impl"] for j in gpu_jobs} == {"alertlib", "btsbot"}
 
 
-def test_a_failing_job_is_reported_not_lost():
+@pytest.mark.parametrize("runner", ["run_isolated", "run_in_process"])
+def test_a_failing_job_is_reported_not_lost(runner):
     job = {
         "model": "no_such_architecture",
         "impl": "alertlib",
@@ -207,7 +208,7 @@ def test_a_failing_job_is_reported_not_lost():
         "max_repeats": 1,
         "min_time_s": 0.0,
     }
-    rows = profiling.run_isolated(job)
+    rows = getattr(profiling, runner)(job)  # in a subprocess, or in this process: the run goes on
     assert [row["status"] for row in rows] == ["error", "error"]
     assert "no_such_architecture" in rows[0]["note"]
 
@@ -387,25 +388,6 @@ def test_gpu_benchmark_bfloat16():
 
 
 # --- in-process runs and resuming an interrupted run ---------------------------------------------
-
-
-def test_in_process_job_failure_is_reported_and_the_run_goes_on():
-    job = {
-        "model": "no_such_architecture",
-        "impl": "alertlib",
-        "device": "cpu",
-        "dtype": "float32",
-        "variant": "eager",
-        "batch_sizes": [1],
-        "threads": 1,
-        "seed": 0,
-        "warmup": 1,
-        "min_repeats": 1,
-        "max_repeats": 1,
-        "min_time_s": 0.0,
-    }
-    rows = profiling.run_in_process(job)
-    assert rows[0]["status"] == "error" and "no_such_architecture" in rows[0]["note"]
 
 
 def test_interrupted_run_resumes_from_its_journal(tmp_path, monkeypatch):
