@@ -25,6 +25,17 @@ import numpy as np
 import pandas as pd
 
 CHANNELS = ("science", "reference", "difference")
+# The statistics the simulator was calibrated on, compared and drawn beside real packets.
+CALIBRATION_STATISTICS = (
+    "science_noise_to_level",
+    "reference_noise_to_level",
+    "difference_noise",
+    "psf_fwhm_px",
+    "difference_peak_snr",
+    "reference_extent",
+    "reference_noise_corr",
+    "difference_noise_corr",
+)
 
 
 def _robust_sigma(values: np.ndarray, axis) -> np.ndarray:
@@ -93,16 +104,7 @@ def triplet_statistics(triplets: np.ndarray) -> pd.DataFrame:
 
 def compare_statistics(simulated: pd.DataFrame, real: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
     """Median and 10-90% range of each statistic, simulated beside real (host_visible: the fraction)."""
-    columns = columns or [
-        "science_noise_to_level",
-        "reference_noise_to_level",
-        "difference_noise",
-        "psf_fwhm_px",
-        "difference_peak_snr",
-        "reference_noise_corr",
-        "difference_noise_corr",
-        "host_visible",
-    ]
+    columns = columns or [*CALIBRATION_STATISTICS, "host_visible"]
     rows = []
     for column in columns:
         for name, table in (("simulated", simulated), ("real", real)):
@@ -318,16 +320,7 @@ def plot_calibration(simulated: pd.DataFrame, real: pd.DataFrame, columns: list[
     """Histograms of calibration statistics, simulated beside real (shared bins, densities)."""
     import matplotlib.pyplot as plt
 
-    columns = columns or [
-        "science_noise_to_level",
-        "reference_noise_to_level",
-        "difference_noise",
-        "psf_fwhm_px",
-        "difference_peak_snr",
-        "reference_extent",
-        "reference_noise_corr",
-        "difference_noise_corr",
-    ]
+    columns = columns or list(CALIBRATION_STATISTICS)
     logarithmic = {"science_noise_to_level", "reference_noise_to_level", "difference_peak_snr", "reference_extent"}
     figure, axes = plt.subplots(1, len(columns), figsize=(2.6 * len(columns), 2.4))
     for axis, column in zip(np.atleast_1d(axes), columns, strict=True):
