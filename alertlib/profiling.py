@@ -239,21 +239,30 @@ def prepare_for_inference(model, variant: str = "eager", device: str = "cpu", dt
     return model
 
 
-def _machine_rows(rows, device: str):
-    """The rows measured on this very machine (same CPU model, or same GPU), when there are any; else all."""
+def _this_machine(device: str) -> tuple[str, str]:
+    """The stamp column that names the device (``gpu_name`` or ``cpu_model``), and its value here."""
     from .provenance import cpu_model
 
-    column = "gpu_name" if device.startswith("cuda") else "cpu_model"
-    if column not in rows.columns:
-        return rows
     if device.startswith("cuda"):
         import torch
 
-        here = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
-    else:
-        here = cpu_model()
+        return "gpu_name", torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    return "cpu_model", cpu_model()
+
+
+def _machine_rows(rows, device: str):
+    """The rows measured on this very machine (same CPU model, or same GPU), when there are any; else all."""
+    column, here = _this_machine(device)
+    if column not in rows.columns:
+        return rows
     same = rows[rows[column] == here]
     return same if len(same) else rows
+
+
+def _measured_here(rows, device: str) -> bool:
+    """Whether ``rows`` come from this very machine (see :func:`_machine_rows`)."""
+    column, here = _this_machine(device)
+    return column in rows.columns and not rows.empty and bool((rows[column] == here).all())
 
 
 def _inference_rows(arch: str, device: str, dtypes, table, allow_compile: bool):
@@ -300,7 +309,8 @@ def choose_inference(
         first call (a long-running scorer).
     table:
         A benchmark table; None reads every table in ``data/benchmarks/``. Rows measured on this
-        very machine (same CPU model or GPU) are preferred over rows of other machines.
+        very machine (same CPU model or GPU) are preferred over rows of other machines; with
+        ``dtype="auto"``, bfloat16 is chosen only from this machine's own rows.
     allow_compile:
         False leaves out the ``compile`` variants.
 
@@ -314,6 +324,12 @@ def choose_inference(
     rows = _inference_rows(arch, device, dtypes, table, allow_compile)
     if rows is None or rows.empty:
         return fallback
+    if dtype == "auto" and not _measured_here(rows, device):
+        # bfloat16 is fast only where the hardware has it (AMX, AVX-512-BF16, tensor cores): take
+        # another machine's word for the variant, not for the format.
+        rows = rows[rows["dtype"] == "float32"]
+        if rows.empty:
+            return fallback
     sizes = sorted(rows["batch_size"].unique())
     nearest = sizes[-1] if batch_size is None else min(sizes, key=lambda size: (abs(size - batch_size), -size))
     at_size = rows[rows["batch_size"] == nearest]
