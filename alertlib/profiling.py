@@ -13,9 +13,10 @@ format (``float32``; ``bfloat16``) and each inference variant (:data:`VARIANTS`)
   the model was built; on GPU, ``torch.cuda.max_memory_allocated`` during the timed calls (weights,
   activations and workspace of the algorithms cuDNN chose; not the CUDA context).
   ``peak_mem_warmup_mb`` is the peak of the warm-up calls, which on GPU includes cuDNN's algorithm
-  search (``cudnn.benchmark``) and can be many times larger; on CPU the two are the same number. Each (model, implementation, format, variant) runs in its own
-  subprocess and its batch sizes in increasing order, so the peak after batch ``b`` is that of
-  batch ``b``.
+  search (``cudnn.benchmark``) and can be many times larger; on CPU the two are the same number.
+  Each (model, implementation, format, variant) runs in its own subprocess on CPU (in one process
+  on GPU, from a per-job baseline), its batch sizes in increasing order, so the peak after batch
+  ``b`` is that of batch ``b``.
 - ``params`` and ``macs`` (multiply-adds per alert, ``torch.utils.flop_counter``).
 - **the limit**: the device's own rate on a large matrix product (float32, and bfloat16 where
   asked), measured at the start and at the end of the same run (the better of the two is the
@@ -709,10 +710,14 @@ def run_isolated(job: dict, timeout_s: float | None = None) -> list[dict]:
             failure = f"timed out after {timeout_s} s"
         if failure is None and result_file.is_file():
             return json.loads(result_file.read_text())
-    note = failure or "the worker wrote no result"
+    return unmeasured_rows(job, "error", failure or "the worker wrote no result")
+
+
+def unmeasured_rows(job: dict, status: str, note: str) -> list[dict]:
+    """One row per batch size of ``job`` that holds no measurement: its ``status`` and the reason."""
     base = {key: job[key] for key in ("model", "impl", "dtype", "variant")}
     return [
-        {**base, "device": job["device"].split(":")[0], "batch_size": size, "status": "error", "note": note}
+        {**base, "device": job["device"].split(":")[0], "batch_size": size, "status": status, "note": note}
         for size in job["batch_sizes"]
     ]
 
@@ -730,12 +735,7 @@ def run_in_process(job: dict) -> list[dict]:
     try:
         return measure_job(job)
     except Exception as error:  # noqa: BLE001 - one broken model must not lose the rest of the table
-        note = f"{type(error).__name__}: {error}"[-600:]
-        base = {key: job[key] for key in ("model", "impl", "dtype", "variant")}
-        return [
-            {**base, "device": job["device"].split(":")[0], "batch_size": size, "status": "error", "note": note}
-            for size in job["batch_sizes"]
-        ]
+        return unmeasured_rows(job, "error", f"{type(error).__name__}: {error}"[-600:])
     finally:
         gc.collect()
         if job["variant"].startswith("compile"):
@@ -935,7 +935,6 @@ def run_benchmark(
         start, end = start_ceilings[row["dtype"]], end_ceilings[row["dtype"]]
         ceiling = max(start["flops"], end["flops"])
         row.update(
-            ceiling_flops=ceiling,
             ceiling_start_flops=start["flops"],
             ceiling_end_flops=end["flops"],
             ceiling_matmul_size=start["size"] if start["flops"] >= end["flops"] else end["size"],
@@ -943,15 +942,21 @@ def run_benchmark(
             measured_at=row.pop("finished_at", None) or measured_at,
             **stamp,
         )
-        if row.get("status") == "ok":
-            row["achieved_flops"] = 2.0 * row["macs"] * row["alerts_per_s"]
-            row["limit_fraction"] = limit_fraction(row["macs"], row["alerts_per_s"], ceiling)
+        _against_ceiling(row, ceiling)
     columns = [*ROW_COLUMNS, *stamp]
     table = pd.DataFrame(rows).reindex(columns=columns)
     if out is not None:
         write_table(Path(out), table)
         journal.unlink(missing_ok=True)
     return table
+
+
+def _against_ceiling(row: dict, ceiling: float) -> None:
+    """Set a row's ``ceiling_flops`` and, for a measurement, its achieved FLOP/s and ``limit_fraction``."""
+    row["ceiling_flops"] = ceiling
+    if row.get("status") == "ok":
+        row["achieved_flops"] = 2.0 * row["macs"] * row["alerts_per_s"]
+        row["limit_fraction"] = limit_fraction(row["macs"], row["alerts_per_s"], ceiling)
 
 
 def job_key(job: dict) -> str:
@@ -1039,31 +1044,22 @@ def table_from_journal(
         if key in finished:
             rows += [{**row, "note": "; ".join(filter(None, [row.get("note"), source]))} for row in finished[key]]
             continue
-        base = {k: job[k] for k in ("model", "impl", "dtype", "variant")}
-        rows += [
-            {
-                **base,
-                "device": job["device"].split(":")[0],
-                "batch_size": size,
-                "status": "skipped",
-                "note": f"not measured: the run was interrupted before this job ({journal.name})",
-            }
-            for size in job["batch_sizes"]
-        ]
+        rows += unmeasured_rows(
+            job, "skipped", f"not measured: the run was interrupted before this job ({journal.name})"
+        )
     for row in rows:
         if row["dtype"] not in ceilings:
             raise KeyError(f"{reference!r} has no ceiling for {row['dtype']}; use a table that measured it")
-        ceiling = float(ceilings[row["dtype"]])
-        row.update(ceiling_flops=ceiling, ceiling_start_flops=math.nan, ceiling_end_flops=math.nan, **stamp)
+        finished_at = row.pop("finished_at", None)
         row.update(
+            ceiling_start_flops=math.nan,
+            ceiling_end_flops=math.nan,
             ceiling_matmul_size=sizes[row["dtype"]],
             code_version=reference["code_version"].iloc[0],
-            measured_at=measured_at or row.pop("finished_at", None) or reference["measured_at"].iloc[0],
+            measured_at=measured_at or finished_at or reference["measured_at"].iloc[0],
+            **stamp,
         )
-        row.pop("finished_at", None)
-        if row.get("status") == "ok":
-            row["achieved_flops"] = 2.0 * row["macs"] * row["alerts_per_s"]
-            row["limit_fraction"] = limit_fraction(row["macs"], row["alerts_per_s"], ceiling)
+        _against_ceiling(row, float(ceilings[row["dtype"]]))
     return pd.DataFrame(rows).reindex(columns=[*ROW_COLUMNS, *stamp_columns])
 
 
