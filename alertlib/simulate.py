@@ -97,11 +97,11 @@ def map_batches(function, arguments: list, workers: int | None = None):
 
 
 def _galaxy_batch_job(arguments):
+    import numpy as np
+
     from .galaxies import galaxy_batch
 
     seed, batch, count, image_size, n_volunteers = arguments
-    import numpy as np
-
     return galaxy_batch(np.random.default_rng([int(seed), batch, 1]), count, image_size, n_volunteers)
 
 
@@ -119,12 +119,52 @@ def _alert_batch_job(arguments):
 
 
 def _content_hash(images, catalog) -> str:
-    """A short hash of a galaxy set's images and catalog values (what a job trained on them depends on)."""
+    """A short hash of a data set's arrays and table values (what a job trained on them depends on)."""
+    import numpy as np
     import pandas as pd
 
-    digest = hashlib.sha256(images.tobytes())
+    digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
     digest.update(pd.util.hash_pandas_object(catalog, index=False).to_numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def simulate_galaxy_arrays(
+    n: int,
+    seed: int,
+    image_size: int = 64,
+    n_volunteers: int = 40,
+    progress: bool = True,
+    workers: int | None = None,
+):
+    """Images (N, S, S, 3) uint8 and the catalog (ids, vote counts, true morphology) of ``n`` galaxies.
+
+    ``workers`` processes render the batches (default :func:`default_workers`); the output does
+    not depend on it.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    images, catalogs = [], []
+    bar = _progress(n, "galaxies", "galaxy", progress)
+    jobs = [
+        (seed, batch, min(GALAXY_BATCH, n - first), image_size, n_volunteers)
+        for batch, first in enumerate(range(0, n, GALAXY_BATCH))
+    ]
+    for (_, batch, count, _, _), (rgb, votes, truth) in zip(
+        jobs, map_batches(_galaxy_batch_job, jobs, workers), strict=True
+    ):
+        ids = [f"sim{seed}_{batch * GALAXY_BATCH + k:07d}" for k in range(count)]
+        catalogs.append(
+            pd.concat(
+                [pd.DataFrame({"id_str": ids, "file_loc": [f"images/{i}.png" for i in ids]}), votes, truth], axis=1
+            )
+        )
+        images.append(rgb)
+        bar.update(count)
+    bar.close()
+    return np.concatenate(images), pd.concat(catalogs, ignore_index=True)
 
 
 def simulate_galaxies(
@@ -147,38 +187,14 @@ def simulate_galaxies(
     Path
         ``out_dir``, holding ``catalog.parquet``, ``images.npy``, ``images/`` (PNG) and ``dataset.json``.
     """
-    import numpy as np
-    import pandas as pd
 
     from .io import save_npy, write_json, write_table
     from .provenance import code_version
     from .schema import load_schema
 
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
     start = time.perf_counter()
     out_dir = Path(out_dir)
-    images, catalogs = [], []
-    bar = _progress(n, "galaxies", "galaxy", progress)
-    jobs = [
-        (seed, batch, min(GALAXY_BATCH, n - first), image_size, n_volunteers)
-        for batch, first in enumerate(range(0, n, GALAXY_BATCH))
-    ]
-    for (_, batch, count, _, _), (rgb, votes, truth) in zip(
-        jobs, map_batches(_galaxy_batch_job, jobs, workers), strict=True
-    ):
-        first = batch * GALAXY_BATCH
-        ids = [f"sim{seed}_{first + k:07d}" for k in range(count)]
-        catalogs.append(
-            pd.concat(
-                [pd.DataFrame({"id_str": ids, "file_loc": [f"images/{i}.png" for i in ids]}), votes, truth], axis=1
-            )
-        )
-        images.append(rgb)
-        bar.update(count)
-    bar.close()
-    catalog = pd.concat(catalogs, ignore_index=True)
-    stack = np.concatenate(images)
+    stack, catalog = simulate_galaxy_arrays(n, seed, image_size, n_volunteers, progress, workers)
     with _BuildFolder(out_dir) as folder:
         if write_png:
             from PIL import Image
@@ -265,7 +281,6 @@ def simulate_alerts(
         ``"bts"`` (the study's) or ``"ztf-stream"`` (mostly variable stars, like random public
         packets; for realism checks), see ``alertlib.alerts.CLASS_MIXES``.
     """
-    import numpy as np
 
     from .alerts import split_by_source
     from .provenance import code_version
@@ -301,7 +316,7 @@ def simulate_alerts(
                 "alert_classes": {k: int(v) for k, v in candidates["alert_class"].value_counts().sort_index().items()},
                 "code_version": code_version(),
                 "wall_time_s": round(time.perf_counter() - start, 2),
-                "content_sha256": hashlib.sha256(np.ascontiguousarray(triplets).tobytes()).hexdigest()[:16],
+                "content_sha256": _content_hash(triplets, candidates),
             },
         )
     return out_dir

@@ -49,14 +49,13 @@ def time_alerts(n_sources: int, workers: int, repeats: int) -> dict:
 
 def time_galaxies(n: int, workers: int, repeats: int) -> dict:
     """Galaxies (64x64, three bands, with votes) per second, a new seed per repeat."""
-    from alertlib import galaxies
-    from alertlib.simulate import GALAXY_BATCH, _galaxy_batch_job, map_batches
+    from alertlib.simulate import simulate_galaxy_arrays
 
-    galaxies.galaxy_batch(np.random.default_rng(99), 8)
+    simulate_galaxy_arrays(8, seed=99, progress=False, workers=1)  # warm-up (tables, imports)
 
     def run(repeat):
-        jobs = [(repeat, b, min(GALAXY_BATCH, n - first), 64, 40) for b, first in enumerate(range(0, n, GALAXY_BATCH))]
-        return sum(len(rgb) for rgb, _, _ in map_batches(_galaxy_batch_job, jobs, workers))
+        images, _ = simulate_galaxy_arrays(n, seed=repeat, progress=False, workers=workers)
+        return len(images)
 
     return _rates(run, repeats)
 
