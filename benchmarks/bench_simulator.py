@@ -34,30 +34,15 @@ def _rates(run, repeats: int) -> dict:
     return {"median": median, "q25": q25, "q75": q75, "best": max(rates), "repeats": repeats, "items": items}
 
 
-def time_alerts(n_sources: int, workers: int, repeats: int) -> dict:
-    """Triplets per second of the production path (render + BTSbot normalisation), a new seed per repeat."""
-    from alertlib.simulate import simulate_alert_arrays
+def time_simulation(simulate, size: int, workers: int, repeats: int) -> dict:
+    """Items per second of a production simulation function, a new seed per repeat.
 
-    simulate_alert_arrays(16, seed=99, progress=False, workers=1)  # warm-up (tables, imports)
-
-    def run(repeat):
-        triplets, _ = simulate_alert_arrays(n_sources, seed=repeat, progress=False, workers=workers)
-        return len(triplets)
-
-    return _rates(run, repeats)
-
-
-def time_galaxies(n: int, workers: int, repeats: int) -> dict:
-    """Galaxies (64x64, three bands, with votes) per second, a new seed per repeat."""
-    from alertlib.simulate import simulate_galaxy_arrays
-
-    simulate_galaxy_arrays(8, seed=99, progress=False, workers=1)  # warm-up (tables, imports)
-
-    def run(repeat):
-        images, _ = simulate_galaxy_arrays(n, seed=repeat, progress=False, workers=workers)
-        return len(images)
-
-    return _rates(run, repeats)
+    ``simulate`` is ``alertlib.simulate.simulate_alert_arrays`` (``size`` sources; the items are
+    triplets, rendered and BTSbot-normalised) or ``simulate_galaxy_arrays`` (``size`` galaxies,
+    64x64, three bands, with votes).
+    """
+    simulate(16, seed=99, progress=False, workers=1)  # warm-up (tables, imports)
+    return _rates(lambda repeat: len(simulate(size, seed=repeat, progress=False, workers=workers)[0]), repeats)
 
 
 def galsim_galaxies(morph: dict, count: int, image_size: int = 64) -> float:
@@ -118,7 +103,7 @@ def galsim_alerts(count: int) -> float:
 
 def main() -> None:
     from alertlib.provenance import cpu_model
-    from alertlib.simulate import default_workers
+    from alertlib.simulate import default_workers, simulate_alert_arrays, simulate_galaxy_arrays
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alert-sources", type=int, default=1024, help="sources per timed run (~5 alerts each)")
@@ -133,8 +118,8 @@ def main() -> None:
 
     result = {"cpu": cpu_model(), "workers": args.workers}
     for workers in sorted({1, args.workers}):
-        alerts = time_alerts(args.alert_sources, workers, args.repeats)
-        gals = time_galaxies(args.galaxies, workers, args.repeats)
+        alerts = time_simulation(simulate_alert_arrays, args.alert_sources, workers, args.repeats)
+        gals = time_simulation(simulate_galaxy_arrays, args.galaxies, workers, args.repeats)
         result[f"alert_triplets_per_s_{workers}w"] = round(alerts["median"], 1)
         result[f"alert_triplets_per_s_{workers}w_iqr"] = [round(alerts["q25"], 1), round(alerts["q75"], 1)]
         result[f"galaxies_per_s_{workers}w"] = round(gals["median"], 1)
