@@ -34,9 +34,20 @@ Skip reasons
 ``unknown codec``, ``unsupported schema``, ``corrupt parquet``, ``no cutouts``, ``missing cutout``,
 ``corrupt gzip``, ``bad FITS``, ``unreadable file``, ``cutout shapes differ``, ``cutout too large``, ``all-zero cutout``.
 
-Two decoders give identical triplets: ``"fast"`` (this module's Avro container reader with cached
-schemas, ISA-L gunzip, :mod:`alertlib.fitsfast`) and ``"astropy"``, the conventional reference for
-tests and the benchmark (``fastavro.reader``, ``gzip``, ``astropy.io.fits``).
+Two decoders give identical triplets and candidate tables (the tests compare them on every real
+packet):
+
+- ``"fast"``: this module's Avro container reader; :mod:`alertlib.avrofast`, a schema-compiled walker
+  that jumps over the histories and slices the stamp bytes, and a compiled decoder for the flat
+  candidate record (fastavro decodes the few fields that are not flat); Parquet read without its
+  history columns; ISA-L gunzip; :mod:`alertlib.fitsfast` (one-block headers looked up by their
+  bytes); and a compiled division into the channels-last triplet. Kernels are numba-compiled once
+  and cached on disk.
+- ``"astropy"``: the conventional reference for the tests and the benchmark (``fastavro.reader``,
+  ``gzip``, ``astropy.io.fits``, :func:`alertlib.preprocess.normalise_cutout`).
+
+``benchmarks/bench_decode.py`` times both per packet folder on one core, beside the rate that
+gunzipping the stamps alone allows; ``data/benchmarks/decode_*.csv`` hold its results.
 """
 
 from __future__ import annotations
@@ -53,12 +64,23 @@ import numpy as np
 import pandas as pd
 
 from . import fitsfast
+from .jit import kernel
 from .preprocess import STAMP_SIZE, EmptyCutout, normalise_cutout
 
-try:  # ISA-L inflates 2-3x faster than zlib; zlib gives the same bytes when isal is absent.
-    from isal import isal_zlib as _inflate_module
+# Gunzip of the stamps is the largest single cost of decoding an alert. ISA-L inflates 2.2x faster
+# than zlib on ZTF stamps, and its CRC32 (for snappy blocks) is 14x faster than zlib's (measured
+# here); zlib gives the same bytes and checksums where isal is missing.
+try:
+    from isal.isal_zlib import crc32 as _crc32
+    from isal.isal_zlib import decompress as _inflate
 except ImportError:  # pragma: no cover - isal is a declared dependency
-    _inflate_module = zlib
+    from zlib import crc32 as _crc32
+    from zlib import decompress as _inflate
+
+
+def _gunzip(data: bytes) -> bytes:
+    return _inflate(data, 47)
+
 
 CHANNELS = ("science", "reference", "difference")
 # Packet field of each channel, per survey.
@@ -199,7 +221,7 @@ def _decompress_block(block: bytes, codec: str, index: int) -> bytes:
         raw = bytes(cramjam.snappy.decompress_raw(block[:-4]))
     except (zlib.error, ValueError, Exception) as error:  # cramjam raises its own DecompressionError
         raise PacketError("corrupt avro", f"block {index} does not decompress with codec {codec}: {error}") from error
-    if zlib.crc32(raw) != int.from_bytes(block[-4:], "big"):
+    if _crc32(raw) != int.from_bytes(block[-4:], "big"):
         raise PacketError("corrupt avro", f"block {index} fails its snappy CRC check")
     return raw
 
@@ -297,16 +319,30 @@ def _projected_reader_schema(writer: dict):
         return None
 
 
-def iter_avro_records(data: bytes) -> Iterator[dict]:
+def iter_avro_records(data: bytes, walker: bool = True) -> Iterator[dict]:
     """The records of an Avro container file, in order.
 
-    ZTF histories are skipped by a projected reader schema (:func:`_projected_reader_schema`): each
-    record has the same keys as a full decode, and the same values except inside the histories.
+    With ``walker`` (the default), :mod:`alertlib.avrofast` finds each top-level field's bytes; the
+    fields a triplet and its candidate row need are decoded by fastavro from their slice, the cutout
+    fields become their stamp bytes, and the histories (``prv_candidates``, ...) are skipped without
+    being decoded (None or an empty list, as the record had). Without it, or for a schema the walker
+    cannot compile, fastavro decodes every record with a projected reader schema
+    (:func:`_projected_reader_schema`). Either way each record has the same keys as a full decode and
+    the same values outside the histories and the cutouts (whose stamp bytes are the same).
     """
+    metadata, blocks = read_avro_container(data)
+    schema_json = metadata["avro.schema"]
+    reader = _record_reader(schema_json) if walker else None
+    if reader is None:
+        yield from _fastavro_block_records(blocks, *_parsed_schema(schema_json))
+        return
+    for block_index, (count, block) in enumerate(blocks):
+        yield from reader(block, count, block_index)
+
+
+def _fastavro_block_records(blocks, writer, reader) -> Iterator[dict]:
     from fastavro import schemaless_reader
 
-    metadata, blocks = read_avro_container(data)
-    writer, reader = _parsed_schema(metadata["avro.schema"])
     for block_index, (count, block) in enumerate(blocks):
         stream = io.BytesIO(block)
         for _ in range(count):
@@ -318,13 +354,101 @@ def iter_avro_records(data: bytes) -> Iterator[dict]:
                 ) from error
 
 
+_READER_CACHE: dict[bytes, object] = {}
+# Top-level fields that are never skipped as histories, whatever their type.
+_NEEDED_FIELDS = frozenset({"candidate", "diaSource", "diaObject"})
+
+
+def _record_reader(schema_json: bytes):
+    """A function (block, count, block index) -> records, built on the compiled walker; None when the
+    schema cannot be compiled (cached per embedded schema, like fastavro's parsed schemas)."""
+    if schema_json in _READER_CACHE:
+        return _READER_CACHE[schema_json]
+    from fastavro import schemaless_reader
+
+    from . import avrofast
+
+    try:
+        program = avrofast.compile_schema(schema_json, needed=_NEEDED_FIELDS, stamp_fields=CUTOUT_FIELDS.values())
+    except avrofast.UnsupportedSchema:
+        _READER_CACHE[schema_json] = None
+        return None
+    # Consecutive decoded fields form a run, decoded from one slice: by a compiled loop where every
+    # field is flat (primitives, ZTF's candidate, Rubin's diaSource: avrofast.FlatRun), by fastavro
+    # otherwise (enums, fixed, logical types, nested records).
+    plan: list[list] = []
+    for index, top in enumerate(program.fields):
+        kind = top.mode
+        if kind == "decode":
+            flat = avrofast.flat_run([top.name], program.field_types[index : index + 1]) is not None
+            kind = "flat" if flat else "fastavro"
+        if plan and plan[-1][0] == kind and kind in ("flat", "fastavro"):
+            plan[-1][2] = index + 1
+        else:
+            plan.append([kind, index, index + 1])
+    runs = []
+    for kind, start, stop in plan:
+        reader = None
+        if kind == "flat":
+            names = [f.name for f in program.fields[start:stop]]
+            reader = avrofast.flat_run(names, program.field_types[start:stop])
+        elif kind == "fastavro":
+            reader = program.reader(start, stop)
+        runs.append(("decode" if reader is not None else kind, start, stop, reader))
+    fields = program.fields
+
+    def read(block: bytes, count: int, block_index: int) -> Iterator[dict]:
+        status, complete, ranges = avrofast.walk(program, block, count)
+        buf = np.frombuffer(block, dtype=np.uint8)
+        for r in range(complete):
+            slots = ranges[r]
+            record: dict = {}
+            for mode, start, stop, reader in runs:
+                if mode == "decode":
+                    begin = int(slots[fields[start].slot, 0])
+                    end = int(slots[fields[stop - 1].slot, 1])
+                    try:
+                        if isinstance(reader, avrofast.FlatRun):
+                            record.update(reader.decode(buf, block, begin, end))
+                        else:
+                            record.update(schemaless_reader(io.BytesIO(block[begin:end]), reader, None))
+                    except Exception as error:  # bad UTF-8, an impossible union branch, ...
+                        raise PacketError(
+                            "corrupt avro",
+                            f"record {r} in block {block_index} does not decode: {type(error).__name__}",
+                        ) from error
+                    continue
+                top = fields[start]
+                if mode == "stamp":
+                    begin, end = slots[top.stamp_slot]
+                    record[top.name] = None if begin < 0 else block[begin:end]
+                else:  # a skipped history: None where the union took its null branch, else empty
+                    null = top.null_branches and _read_long(block, int(slots[top.slot, 0]))[0] in top.null_branches
+                    record[top.name] = None if null else type(top.empty)()
+            yield record
+        if status != avrofast.OK:
+            reason = "truncated avro" if status == avrofast.TRUNCATED else "corrupt avro"
+            raise PacketError(reason, f"record {complete} in block {block_index} runs past the block or is malformed")
+
+    _READER_CACHE[schema_json] = read
+    return read
+
+
 # ---------------------------------------------------------------------------------------------
 # Records to alerts, per survey
 # ---------------------------------------------------------------------------------------------
 
 
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
 def _scalars(mapping: dict) -> dict:
-    return {k: v for k, v in mapping.items() if v is None or isinstance(v, (str, int, float, bool, np.generic))}
+    # An exact-type lookup first: it decides almost every value, and costs a fraction of isinstance.
+    return {
+        k: v
+        for k, v in mapping.items()
+        if type(v) in _SCALAR_TYPES or isinstance(v, (str, int, float, bool, np.generic))
+    }
 
 
 def _stamp(value) -> bytes | None:
@@ -368,17 +492,32 @@ def record_to_alert(record: dict, file: str, index: int) -> RawAlert:
     return RawAlert(survey=survey, file=file, index=index, fields=fields, cutouts=cutouts)
 
 
-def _parquet_rows(data: bytes) -> list[dict]:
+def _parquet_rows(data: bytes, projected: bool = True) -> list[dict]:
+    """The rows of a Parquet packet file as dicts, without the histories (list columns).
+
+    ``projected`` (the fast decoder) reads only the columns it keeps, so the histories are never
+    decompressed (half the time of a Fink ZTF file, measured); otherwise (the reference decoder) the
+    whole table is read and the histories dropped after. Both give the same dicts.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(io.BytesIO(data))
+        if projected:
+            source = pq.ParquetFile(io.BytesIO(data))
+            table = source.read(columns=[f.name for f in source.schema_arrow if not _is_list(f.type)])
+        else:
+            table = pq.read_table(io.BytesIO(data))
+            table = table.select([f.name for f in table.schema if not _is_list(f.type)])
     except (pa.ArrowException, OSError) as error:
         raise PacketError("corrupt parquet", str(error)[:200]) from error
-    # Histories (lists) are not needed for triplets; leaving them out makes the read far faster.
-    keep = [f.name for f in table.schema if not pa.types.is_list(f.type) and not pa.types.is_large_list(f.type)]
-    return table.select(keep).to_pylist()
+    return table.to_pylist()
+
+
+def _is_list(arrow_type) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)
 
 
 def _fastavro_records(data: bytes) -> Iterator[dict]:
@@ -403,19 +542,19 @@ def read_packet_file(path: str | Path, reference: bool = False) -> tuple[list[Ra
     ``reference=True`` reads Avro with ``fastavro.reader`` instead of this module's container reader
     (an independent path for the reference decoder and the tests).
     """
-    path = Path(path)
     name = str(path)
     alerts: list[RawAlert] = []
     skipped: list[dict] = []
     index = 0
     try:
-        data = path.read_bytes()
+        with open(name, "rb", buffering=0) as file:  # unbuffered: one read, no copy through a buffer
+            data = file.read()
         if not data:
             raise PacketError("empty file", "0 bytes")
         if data.startswith(_AVRO_MAGIC):
             records: Iterable[dict] = _fastavro_records(data) if reference else iter_avro_records(data)
         elif data.startswith(_PARQUET_MAGIC):
-            records = _parquet_rows(data)
+            records = _parquet_rows(data, projected=not reference)
         elif data.startswith(_GZIP_MAGIC):
             raise PacketError("wrong format", "a gzip file: gunzip it first (packets are Avro or Parquet)")
         else:
@@ -441,15 +580,18 @@ def _skip_row(file: str, alert, error: PacketError) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def decode_stamp_fast(stamp: bytes) -> np.ndarray:
-    """Gunzip when gzipped (ISA-L or zlib), then :func:`alertlib.fitsfast.read_image`."""
+def decode_stamp_fast(stamp: bytes, native: bool = True) -> np.ndarray:
+    """Gunzip when gzipped (ISA-L or zlib), then :func:`alertlib.fitsfast.read_image`.
+
+    ``native=False`` may return a big-endian view of the pixels (see ``fitsfast.read_image``).
+    """
     if stamp[:2] == _GZIP_MAGIC:
         try:
-            stamp = _inflate_module.decompress(stamp, 47)
-        except (zlib.error, Exception) as error:  # isal raises its own error class
-            raise PacketError("corrupt gzip", str(error)) from error
+            stamp = _gunzip(stamp)
+        except Exception as error:  # each library raises its own error class
+            raise PacketError("corrupt gzip", str(error) or type(error).__name__) from error
     try:
-        return fitsfast.read_image(stamp)
+        return fitsfast.read_image(stamp, native)
     except fitsfast.FitsError as error:
         raise PacketError("bad FITS", str(error)) from error
 
@@ -500,7 +642,10 @@ def alert_to_triplet(alert: RawAlert, decoder: str = "fast") -> tuple[np.ndarray
     for channel in CHANNELS:
         if stamps.get(channel) is None and not (channel == "reference" and alert.survey == "atlas"):
             raise PacketError("missing cutout", f"{CUTOUT_FIELDS[channel]} is null")
-    images = {c: decode(stamps[c]) for c in CHANNELS if stamps.get(c) is not None}
+    if decoder == "fast":  # pixels may stay big-endian views: _normalise_channels copies them anyway
+        images = {c: decode_stamp_fast(stamps[c], False) for c in CHANNELS if stamps.get(c) is not None}
+    else:
+        images = {c: decode(stamps[c]) for c in CHANNELS if stamps.get(c) is not None}
     shapes = {image.shape for image in images.values()}
     if len(shapes) != 1 or len(next(iter(shapes))) != 2:
         raise PacketError("cutout shapes differ", f"{ {c: i.shape for c, i in images.items()} }")
@@ -536,26 +681,42 @@ def _normalise_channels(triplet: np.ndarray, images: dict[str, np.ndarray]) -> N
     """:func:`alertlib.preprocess.normalise_cutout` of every channel at once, into ``triplet``.
 
     Bit-identical to it (the tests compare with the reference decoder on every real packet): the
-    same float64 padded cutouts, NaN -> 0, norm as ``sqrt(x.dot(x))`` of each raveled padded cutout
-    (what ``np.linalg.norm`` computes) and float64 division rounded to float32; but one buffer and
-    one ``nan_to_num`` for the three channels instead of several temporary arrays per channel.
+    same float64 padded cutouts with NaN and infinities -> 0, the norm as numpy's ``x.dot(x)`` of
+    each raveled padded cutout (what ``np.linalg.norm`` computes; calling it keeps BLAS's summation
+    order) and float64 division rounded to float32. One buffer holds the three channels (the copy
+    into it also swaps big-endian FITS pixels); NaN -> 0 runs only when a norm is not finite, since
+    a finite sum of squares means there was no NaN or infinity to replace; and the division and the
+    channels-last store run in one compiled loop.
     """
     height, width = triplet.shape[:2]
-    buffer = np.zeros((3, height, width), dtype=np.float64)
-    for channel_index, channel in enumerate(CHANNELS):
-        if channel in images:
-            image = images[channel]
-            buffer[channel_index, : image.shape[0], : image.shape[1]] = image
-    np.nan_to_num(buffer, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    for channel_index, channel in enumerate(CHANNELS):
-        if channel not in images:
-            continue  # the documented missing reference: an all-zero channel, has_reference False
-        flat = buffer[channel_index].ravel()
-        norm = np.sqrt(flat.dot(flat))
-        if norm == 0.0:
+    padded = any(image.shape != (height, width) for image in images.values()) or len(images) < 3
+    buffer = (np.zeros if padded else np.empty)((3, height, width), dtype=np.float64)
+    for index, channel in enumerate(CHANNELS):
+        image = images.get(channel)
+        if image is not None:  # a missing reference stays all zeros (documented above)
+            buffer[index, : image.shape[0], : image.shape[1]] = image
+    flat = buffer.reshape(3, -1)
+    squares = [flat[0].dot(flat[0]), flat[1].dot(flat[1]), flat[2].dot(flat[2])]
+    if not np.isfinite(squares).all():
+        np.nan_to_num(buffer, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        squares = [flat[0].dot(flat[0]), flat[1].dot(flat[1]), flat[2].dot(flat[2])]
+    norms = np.sqrt(squares)
+    for index, channel in enumerate(CHANNELS):
+        if norms[index] == 0.0 and channel in images:
             detail = "cutout is all zeros (or NaN) after NaN -> 0"
             raise PacketError("all-zero cutout", f"{CUTOUT_FIELDS[channel]}: {detail}")
-        triplet[:, :, channel_index] = buffer[channel_index] / norm
+    norms[norms == 0.0] = 1.0
+    _divide_into_channels_last(buffer, norms, triplet)
+
+
+@kernel
+def _divide_into_channels_last(buffer, norms, out):  # pragma: no cover - compiled by numba
+    """``out[i, j, c] = float32(buffer[c, i, j] / norms[c])``."""
+    for c in range(buffer.shape[0]):
+        norm = norms[c]
+        for i in range(buffer.shape[1]):
+            for j in range(buffer.shape[2]):
+                out[i, j, c] = np.float32(buffer[c, i, j] / norm)
 
 
 def dataset_name(survey: str, triplet_shape: tuple[int, ...]) -> str:

@@ -55,7 +55,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _version_of(package: str) -> str:
+def version_of(package: str) -> str:
     """An installed distribution's version, or "" when it is not installed."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -77,7 +77,7 @@ def machine_stamp() -> dict:
         "cuda_version": torch.version.cuda or "",
         "gpu_name": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
         "cudnn_version": (torch.backends.cudnn.version() or "") if torch.cuda.is_available() else "",
-        "timm_version": _version_of("timm"),
+        "timm_version": version_of("timm"),
         "python_version": platform.python_version(),
         "hostname": platform.node(),
     }
