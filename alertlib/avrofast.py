@@ -53,6 +53,11 @@ class UnsupportedSchema(ValueError):
     """A schema the walker cannot compile (recursive named types, unknown names)."""
 
 
+# A block of items must fit in the bytes left (each item is at least ``arg`` bytes, its minimum
+# width); items of no width (nulls) are capped instead: a corrupt count must not walk for ever.
+_MAX_EMPTY_ITEMS = 1 << 20
+
+
 @kernel
 def _walk(buf, n_records, kind, arg, first, count, children, slot, out):
     """Walk ``n_records`` records of the root node (0) from byte 0 of ``buf``.
@@ -167,6 +172,9 @@ def _walk(buf, n_records, kind, arg, first, count, children, slot, out):
                                 pos += 1
                                 if byte < 128:
                                     break
+                        width = arg[current]
+                        if (width > 0 and value > (end - pos) // width) or (width == 0 and value > _MAX_EMPTY_ITEMS):
+                            return (TRUNCATED if width > 0 else CORRUPT), r, pos
                         if value == 0:
                             if s >= 0:
                                 out[r, s, 1] = pos
@@ -215,6 +223,11 @@ def _walk(buf, n_records, kind, arg, first, count, children, slot, out):
                                 pos += 1
                                 if byte < 128:
                                     break
+                        width = arg[parent]
+                        if (width > 0 and remaining > (end - pos) // width) or (
+                            width == 0 and remaining > _MAX_EMPTY_ITEMS
+                        ):
+                            return (TRUNCATED if width > 0 else CORRUPT), r, pos
                     if remaining > 0:
                         stack_state[depth - 1] = remaining
                         current = children[first[parent]]
@@ -339,15 +352,32 @@ class Program:
             return self._node(FIXED, int(schema["size"]))
         if kind == "array":
             node = self._node(ARRAY)
-            self._set_children(node, [self._compile(schema["items"], namespace, active)])
+            items = self._compile(schema["items"], namespace, active)
+            self._set_children(node, [items])
+            self.arg[node] = self._min_width(items)  # the walker's check on block counts
             return node
         if kind == "map":
             node = self._node(MAP)
             entry = self._node(RECORD)  # a map entry is a string key followed by the value
             self._set_children(entry, [self._node(BYTES), self._compile(schema["values"], namespace, active)])
             self._set_children(node, [entry])
+            self.arg[node] = self._min_width(entry)
             return node
         return self._compile(kind, namespace, active)  # {"type": "long", "logicalType": ...} and the like
+
+    def _min_width(self, node: int) -> int:
+        """The fewest bytes a value of this node can take."""
+        kind = self.kind[node]
+        if kind in (BOOLEAN, VARINT, BYTES, ARRAY, MAP):
+            return 1
+        if kind in (FLOAT, DOUBLE, FIXED):
+            return {FLOAT: 4, DOUBLE: 8, FIXED: self.arg[node]}[kind]
+        children = self.children[self.first[node] : self.first[node] + self.count[node]]
+        if kind == RECORD:
+            return sum(self._min_width(child) for child in children)
+        if kind == UNION:
+            return 1 + min((self._min_width(child) for child in children), default=0)
+        return 0  # NULL
 
     def _lookup(self, name: str, namespace: str) -> str:
         for candidate in (name, _fullname(name, namespace)):

@@ -85,6 +85,7 @@ def main() -> None:
             "gunzip_ceiling_alerts_per_s": round(gunzip_ceiling(folder, args.min_alerts), 1),
             "cpu": cpu,
             "cpus_used": len(os.sched_getaffinity(0)),
+            "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
             "numba": version_of("numba"),
             "code_version": code_version(),

@@ -241,3 +241,15 @@ def test_walker_equals_fastavro_on_every_real_avro_packet(shared_data):
             compared += 1
     assert compared >= 200
     assert json.loads(read_avro_container(files[0].read_bytes())[0]["avro.schema"])  # a real schema was read
+
+
+def test_a_corrupt_block_count_stops_at_once():
+    """A count that cannot fit in the bytes left is truncation; a huge count of empty items is corrupt."""
+    schema = {"type": "record", "name": "r", "fields": [{"name": "items", "type": {"type": "array", "items": "long"}}]}
+    program = avrofast.compile_schema(schema)
+    status, complete, _ = avrofast.walk(program, _long(10**12) + b"\x00" * 10, 1)
+    assert (status, complete) == (avrofast.TRUNCATED, 0)
+    nulls = {"type": "record", "name": "n", "fields": [{"name": "items", "type": {"type": "array", "items": "null"}}]}
+    program = avrofast.compile_schema(nulls)
+    assert avrofast.walk(program, _long(3) + _long(0), 1)[:2] == (avrofast.OK, 1)
+    assert avrofast.walk(program, _long(10**12) + _long(0), 1)[:2] == (avrofast.CORRUPT, 0)
