@@ -7,12 +7,24 @@ redshift that also sets the transient's brightness, so the host's apparent size 
 information about the label. Each source has a light curve, observed at several epochs; each epoch
 with a positive detection gives one alert.
 
+Each source lies in a field of the sky: variable stars where the Milky Way's stars are (weighted
+towards the galactic plane by the star density), extragalactic transients where the dust lets them
+through. The field's galactic latitude and longitude set its density of stars (``field_star_density``,
+with a lognormal field-to-field scatter) and its dust extinction. Every canvas holds the field's stars
+(power-law number counts from 13 to 23.5 mag, far below the detection limit) and faint galaxies
+(counts rising as 10^(0.35 m) to 25 mag, small round Gaussians), in the reference and science images
+alike: unresolved, they add crowding ("confusion") structure to both, which the subtraction removes
+up to its noise and PSF errors. The candidate's ``nmtchps`` (Pan-STARRS objects within 30 arcsec),
+``sgscore1`` and ``distpsnr1`` are measured on the rendered field when no host or star is on the
+candidate.
+
 For each alert (all on an 80x80 canvas in Fourier space, then cropped to 63x63 around the candidate):
 
 - the **reference** is a deep co-add with its own (usually sharper) Moffat PSF and low noise, holding
-  the host, field stars, and a variable star or AGN at its mean brightness; it is one image per source
-  and band, background-matched to each science image as the ZTF template cutouts are; its noise is
-  correlated between neighbouring pixels, as a co-add of resampled epochs is;
+  the host, the field's stars and galaxies, and a variable star or AGN at its mean brightness; it is one
+  image per source and band, background-matched to each science image as the ZTF template cutouts
+  are; its noise is slightly correlated between neighbouring pixels, as a co-add of resampled epochs
+  is (most of the correlation measured in crowded real references comes from the faint field);
 - the **science** image has the epoch's PSF, sky, photon and read noise, and the transient;
 - the **difference** is a ZOGY subtraction (Zackay, Ofek & Gal-Yam 2016; ZTF's method), whitened
   with both images' noise spectra so that its noise is white as in real ZTF difference cutouts, made
@@ -49,7 +61,6 @@ PIXEL_SCALE = 1.01  # arcsec per ZTF pixel
 CANVAS = 80  # rendering canvas (pixels); cutouts are its central 63x63
 CROP = (CANVAS - STAMP_SIZE) // 2
 CENTRE = CROP + STAMP_SIZE // 2  # canvas pixel of the candidate (cutout pixel 31)
-MAX_FIELD_STARS = 8
 HUBBLE_DISTANCE_MPC = 299792.458 / 70.0
 FID_BANDS = {1: "g", 2: "r"}
 
@@ -60,19 +71,55 @@ FID_BANDS = {1: "g", 2: "r"}
 # background removed (sky comparable to the noise).
 SKY_TO_NOISE_MEDIAN, SKY_TO_NOISE_SPREAD, LOW_SKY_FRACTION = 16.0, 0.5, 0.12
 SCIENCE_NOISE_MEDIAN, SCIENCE_NOISE_SPREAD = 6.9, 0.35
-REFERENCE_NOISE_RATIO = 0.15
+REFERENCE_NOISE_RATIO, REFERENCE_NOISE_SPREAD = 0.15, 0.3
 REFERENCE_BETA = 2.5  # co-added references have broad PSF wings
 # Width (pixels) of the Gaussian that correlates the reference's noise like a co-add of resampled
-# epochs, lognormal per source; lag-1 correlation exp(-1 / (4 sigma^2)): median 0.64. (In the real
-# packets the measured correlation, median 0.63, also rises with crowding: it goes with the
-# science cutout's and with the fraction of light in sources. Faint field sources are not
-# simulated yet; see realism.triplet_statistics.)
-REFERENCE_NOISE_SMOOTHING = 0.75
-REFERENCE_NOISE_SMOOTHING_SPREAD = 0.45
+# epochs, lognormal per source; lag-1 correlation exp(-1 / (4 sigma^2)), small. In the real
+# packets the measured correlation rises with crowding, with the number of Pan-STARRS objects within
+# 30 arcsec (nmtchps); the faint field below adds that part, so this intrinsic part is calibrated on
+# the sparsest real fields (see alertlib.realism.field_calibration).
+REFERENCE_NOISE_SMOOTHING = 0.3
+REFERENCE_NOISE_SMOOTHING_SPREAD = 0.2
 # Residual background of the difference image (imperfect sky subtraction), per alert, in units of
 # its pixel noise: real ZTF difference cutouts have median level / noise spread 5-95% over -0.15..0.12.
 DIFFERENCE_BACKGROUND_SPREAD = 0.08
+# The subtraction's errors on good alerts: relative error of the PSF model's width, and misregistration
+# (pixels, per axis); bogus dipoles and PSF-mismatch rings are made of much larger ones.
+PSF_MODEL_ERROR, REGISTRATION_ERROR_PX = 0.025, 0.04
 SEEING_MEDIAN_PX, SEEING_SPREAD = 2.2, 0.35
+
+# The field around every candidate: stars of the Milky Way and faint galaxies, far below the
+# detection limit, in the reference and science images alike (so the subtraction removes them up to
+# its noise and PSF errors). The star density depends on galactic latitude b and longitude l: it
+# rises as 1 / (sin^2 b + FIELD_DISK_CORE^2) towards the plane, FIELD_BULGE times more towards the
+# galactic centre, is dimmed by dust (r-band extinction FIELD_EXTINCTION / sin|b|, at most
+# FIELD_MAX_EXTINCTION, shifting the counts by STAR_COUNT_SLOPE per magnitude) and scatters
+# lognormally from field to field (FIELD_DENSITY_SPREAD). Calibrated on the real packets'
+# ``nmtchps`` (Pan-STARRS objects within 30 arcsec; simulated: field objects brighter than
+# FIELD_COUNT_MAG, plus the host or star on the candidate), medians by |b| from
+# alertlib.realism.field_calibration; the faint ends of the counts are cut where crowded simulated
+# science cutouts would become more correlated than the real ones of the same nmtchps.
+FIELD_COUNT_MAG = 23.0
+FIELD_STARS_POLE = 0.8  # stars per arcmin^2 brighter than FIELD_COUNT_MAG at the galactic poles
+FIELD_DISK_CORE = 0.05
+FIELD_BULGE = 1.0
+FIELD_EXTINCTION, FIELD_MAX_EXTINCTION = 0.1, 3.0
+FIELD_DENSITY_SPREAD = 0.5
+# Star counts dN/dm ~ 10^(STAR_COUNT_SLOPE m) over STAR_MAGS (r band); colours g - r uniform.
+STAR_COUNT_SLOPE, STAR_MAGS, STAR_COLOURS = 0.2, (13.0, 23.5), (0.3, 1.4)
+# Galaxy counts dN/dm = GALAXY_COUNTS_22 10^(GALAXY_COUNT_SLOPE (m - 22)) per deg^2 per magnitude
+# (r band, before extinction), drawn as round Gaussians: GALAXY_SIGMAS_PX for those brighter or
+# fainter than GALAXY_SIZE_SPLIT_MAG.
+GALAXY_COUNTS_22, GALAXY_COUNT_SLOPE, GALAXY_MAGS = 5.0e3, 0.35, (17.0, 25.0)
+GALAXY_COLOURS = (0.4, 1.2)
+GALAXY_SIZE_SPLIT_MAG, GALAXY_SIGMAS_PX = 21.0, (1.2, 0.5)
+# Where sources lie: variable stars where the stars are (probability ~ star density^VARSTAR_DENSITY_POWER),
+# extragalactic transients where the dust lets them through (~ 10^(-0.6 A_r), Euclidean counts);
+# drawn by weighting SKY_CANDIDATES uniform positions on the ZTF sky (dec > -30) per source.
+VARSTAR_DENSITY_POWER = 0.5
+SKY_CANDIDATES = 16
+NORTH_GALACTIC_POLE = (192.85948, 27.12825)  # J2000 degrees
+NORTH_CELESTIAL_POLE_L = 122.93192  # galactic longitude of the north celestial pole, degrees
 ZERO_POINT_MEDIAN = 26.1
 GAIN = 6.2
 
@@ -128,13 +175,63 @@ def draw_sources(rng: np.random.Generator, n: int, class_mix: str = "bts") -> pd
             "variability": rng.uniform(0.03, 0.4, n),  # fractional amplitude (varstar, AGN)
             "period_days": np.exp(rng.uniform(np.log(0.3), np.log(60.0), n)),
             "nucleus_fraction": rng.uniform(0.05, 0.6, n),  # AGN point source / host light
-            "ra": rng.uniform(0, 360, n),
-            "dec": np.degrees(np.arcsin(rng.uniform(-0.5, 1.0, n))),
             "reference_fwhm": np.clip(_lognormal(rng, 2.3, 0.15, n), 1.5, 3.5),
-            "n_field_stars": np.minimum(rng.poisson(_lognormal(rng, 2.0, 0.7, n)), MAX_FIELD_STARS),
         }
     )
+    for column, values in _sky_positions(rng, alert_class).items():
+        sources[column] = values
     return sources
+
+
+def galactic_coordinates(ra, dec) -> tuple[np.ndarray, np.ndarray]:
+    """Galactic longitude and latitude (degrees) of J2000 ``ra``, ``dec`` (degrees)."""
+    a, d = np.radians(ra), np.radians(dec)
+    a_pole, d_pole = np.radians(NORTH_GALACTIC_POLE)
+    sin_b = np.sin(d) * np.sin(d_pole) + np.cos(d) * np.cos(d_pole) * np.cos(a - a_pole)
+    y = np.cos(d) * np.sin(a - a_pole)
+    x = np.sin(d) * np.cos(d_pole) - np.cos(d) * np.sin(d_pole) * np.cos(a - a_pole)
+    longitude = (np.radians(NORTH_CELESTIAL_POLE_L) - np.arctan2(y, x)) % (2 * np.pi)
+    return np.degrees(longitude), np.degrees(np.arcsin(np.clip(sin_b, -1, 1)))
+
+
+def field_extinction(latitude) -> np.ndarray:
+    """r-band extinction (mag) through the Milky Way's dust at galactic ``latitude`` (degrees)."""
+    sin_b = np.maximum(np.abs(np.sin(np.radians(latitude))), 1e-3)
+    return np.minimum(FIELD_EXTINCTION / sin_b, FIELD_MAX_EXTINCTION)
+
+
+def field_star_density(longitude, latitude) -> np.ndarray:
+    """Mean density of stars brighter than ``FIELD_COUNT_MAG`` (per arcmin^2) at galactic (l, b), degrees."""
+    sin_b = np.sin(np.radians(latitude))
+    towards_centre = np.exp(-(1 - np.cos(np.radians(longitude))) / 0.3)
+    disk = FIELD_STARS_POLE / (sin_b**2 + FIELD_DISK_CORE**2) * (1 + FIELD_BULGE * towards_centre)
+    return disk * 10 ** (-STAR_COUNT_SLOPE * field_extinction(latitude))
+
+
+def _sky_positions(rng, alert_class) -> dict[str, np.ndarray]:
+    """Sky position, galactic latitude, star density and extinction of each source's field."""
+    n, k = len(alert_class), SKY_CANDIDATES
+    ra = rng.uniform(0, 360, (n, k))
+    dec = np.degrees(np.arcsin(rng.uniform(-0.5, 1.0, (n, k))))
+    longitude, latitude = galactic_coordinates(ra, dec)
+    density = field_star_density(longitude, latitude) * np.exp(rng.normal(0, FIELD_DENSITY_SPREAD, (n, k)))
+    extinction = field_extinction(latitude)
+    c = np.asarray(alert_class)[:, None]
+    weight = np.select(
+        [c == ALERT_CLASSES.index("varstar"), c <= ALERT_CLASSES.index("agn")],
+        [density**VARSTAR_DENSITY_POWER, 10 ** (-0.6 * extinction)],
+        1.0,
+    )
+    cumulative = np.cumsum(weight, axis=1)
+    pick = (cumulative < rng.random((n, 1)) * cumulative[:, -1:]).sum(axis=1)
+    rows = np.arange(n)
+    return {
+        "ra": ra[rows, pick],
+        "dec": dec[rows, pick],
+        "galactic_latitude": latitude[rows, pick],
+        "field_star_density": density[rows, pick],
+        "extinction_r": extinction[rows, pick],
+    }
 
 
 def _peak_normalised_light_curve(t, peak_time, rise, fall):
@@ -301,6 +398,93 @@ def _add_points(spectra, flux, x, y):
         spectra[rows] += _point_spectrum(flux[rows], x[rows], y[rows])
 
 
+def _power_law_magnitudes(rng, slope, bounds, size) -> np.ndarray:
+    """Magnitudes drawn from counts dN/dm ~ 10^(slope m) between ``bounds``."""
+    low, high = 10 ** (slope * np.asarray(bounds, dtype=np.float64))
+    return np.log10(low + rng.random(size) * (high - low)) / slope
+
+
+def draw_field(rng: np.random.Generator, star_density, extinction) -> pd.DataFrame:
+    """The field objects on each source's canvas: one row per star or galaxy.
+
+    ``star_density`` (per arcmin^2, stars brighter than ``FIELD_COUNT_MAG``) and ``extinction``
+    (r-band, mag) are per source. Columns: ``owner`` (source row), ``x``, ``y`` (canvas pixels),
+    ``mag_g``, ``mag_r``, ``galaxy`` (bool).
+    """
+    star_density = np.asarray(star_density, dtype=np.float64)
+    extinction = np.asarray(extinction, dtype=np.float64)
+    area_arcmin2 = (CANVAS * PIXEL_SCALE / 60.0) ** 2
+    star_low, star_high = 10 ** (STAR_COUNT_SLOPE * (np.asarray(STAR_MAGS) - FIELD_COUNT_MAG))
+    n_stars = rng.poisson(star_density * area_arcmin2 * (star_high - star_low))
+    galaxy_low, galaxy_high = 10 ** (GALAXY_COUNT_SLOPE * (np.asarray(GALAXY_MAGS) - 22.0))
+    mean_galaxies = (
+        GALAXY_COUNTS_22 / 3600.0 * area_arcmin2 * (galaxy_high - galaxy_low) / (GALAXY_COUNT_SLOPE * np.log(10))
+    )
+    n_galaxies = rng.poisson(np.full(star_density.shape, mean_galaxies))
+    owner = np.concatenate(
+        [np.repeat(np.arange(star_density.size), n_stars), np.repeat(np.arange(star_density.size), n_galaxies)]
+    )
+    total_stars, total = int(n_stars.sum()), int(n_stars.sum() + n_galaxies.sum())
+    galaxy = np.arange(total) >= total_stars
+    # Star counts already include the dust (the density does); galaxies lie behind all of it.
+    mag_r = np.concatenate(
+        [
+            _power_law_magnitudes(rng, STAR_COUNT_SLOPE, STAR_MAGS, total_stars),
+            _power_law_magnitudes(rng, GALAXY_COUNT_SLOPE, GALAXY_MAGS, total - total_stars)
+            + extinction[owner[total_stars:]],
+        ]
+    )
+    colour = np.where(galaxy, rng.uniform(*GALAXY_COLOURS, total), rng.uniform(*STAR_COLOURS, total))
+    return pd.DataFrame(
+        {
+            "owner": owner,
+            "x": rng.uniform(0, CANVAS, total),
+            "y": rng.uniform(0, CANVAS, total),
+            "mag_g": mag_r + colour,
+            "mag_r": mag_r,
+            "galaxy": galaxy,
+        }
+    )
+
+
+def field_spectra(field: pd.DataFrame, n_src: int) -> np.ndarray:
+    """Fourier spectra (n_src, 2 bands, H, W//2+1) of the field objects, in flux units of magnitude 0.
+
+    Stars are points placed to half a pixel on a grid twice as fine as the canvas, whose
+    low-frequency Fourier coefficients are exactly those of points at those positions on the canvas;
+    galaxies are round Gaussians (two sizes) placed to the nearest pixel. Both are pixel-integrated.
+    """
+    owner = field["owner"].to_numpy()
+    galaxy = field["galaxy"].to_numpy()
+    x, y = field["x"].to_numpy(), field["y"].to_numpy()
+    flux = 10 ** (-0.4 * np.stack([field["mag_g"].to_numpy(), field["mag_r"].to_numpy()]))  # (band, object)
+    spectra = np.zeros((n_src, 2, CANVAS, CANVAS // 2 + 1), dtype=np.complex64)
+    if owner.size == 0:
+        return spectra
+    fine = 2 * CANVAS
+    star = ~galaxy
+    col = np.rint(2 * x[star]).astype(np.int64) % fine
+    row = np.rint(2 * y[star]).astype(np.int64) % fine
+    grid = np.zeros((n_src, 2, fine, fine), dtype=np.float32)
+    for band in range(2):
+        np.add.at(grid, (owner[star], band, row, col), flux[band, star].astype(np.float32))
+    fine_spectrum = render.rfft2(grid)
+    half = CANVAS // 2
+    spectra[:, :, :half] = fine_spectrum[:, :, :half, : half + 1]
+    spectra[:, :, half:] = fine_spectrum[:, :, fine - half :, : half + 1]
+    # Galaxies: two size classes, each on the canvas grid, blurred by its Gaussian profile.
+    size_class = (field["mag_r"].to_numpy()[galaxy] >= GALAXY_SIZE_SPLIT_MAG).astype(np.int64)
+    col = np.rint(x[galaxy]).astype(np.int64) % CANVAS
+    row = np.rint(y[galaxy]).astype(np.int64) % CANVAS
+    grid = np.zeros((2, n_src, 2, CANVAS, CANVAS), dtype=np.float32)
+    for band in range(2):
+        np.add.at(grid, (size_class, owner[galaxy], band, row, col), flux[band, galaxy].astype(np.float32))
+    galaxy_spectrum = render.rfft2(grid)
+    profiles = render.gaussian_transfer(np.asarray(GALAXY_SIGMAS_PX), (CANVAS, CANVAS))
+    spectra += (galaxy_spectrum * profiles[:, None, None]).sum(axis=0)
+    return spectra * _PIXEL
+
+
 def render_batch(
     rng: np.random.Generator, sources: pd.DataFrame, alerts: pd.DataFrame
 ) -> tuple[np.ndarray, pd.DataFrame]:
@@ -318,7 +502,7 @@ def render_batch(
     cls = sources["class_index"].to_numpy()
     kind = sources["bogus_kind"].to_numpy()
 
-    # --- per source: candidate position, host light, field stars, reference PSF ---------------------
+    # --- per source: candidate position, host light, the field, reference PSF ---------------------
     cand_x = CENTRE + rng.uniform(-0.5, 0.5, n_src)
     cand_y = CENTRE + rng.uniform(-0.5, 0.5, n_src)
     host_spectrum = np.zeros((n_src, 2, CANVAS, CANVAS // 2 + 1), dtype=np.complex64)
@@ -340,12 +524,9 @@ def render_batch(
         )
         host_spectrum[host_index] = render.rfft2(light)
         host_truth = {"bulge_fraction": morph["bulge_fraction"], "arm_count": morph["arm_count"]}
-    # Field stars, static: in the reference and the science image alike.
-    star_slots = np.arange(MAX_FIELD_STARS)[None, :] < sources["n_field_stars"].to_numpy()[:, None]
-    # Star counts rise towards faint magnitudes.
-    star_mag = 21.2 - 6.5 * rng.random((n_src, MAX_FIELD_STARS)) ** 1.8
-    star_x = rng.uniform(0, CANVAS, (n_src, MAX_FIELD_STARS))
-    star_y = rng.uniform(0, CANVAS, (n_src, MAX_FIELD_STARS))
+    # The field (stars and faint galaxies), static: in the reference and the science image alike.
+    field = draw_field(rng, sources["field_star_density"].to_numpy(), sources["extinction_r"].to_numpy())
+    host_spectrum += field_spectra(field, n_src)
     # A point source on the candidate: the variable star, or the bright star behind a bogus residual.
     central_star = (cls == 3) | np.isin(kind, ["dipole", "psf_mismatch", "ghost"])
     central_star_mag = np.where(
@@ -366,11 +547,8 @@ def render_batch(
     sci_transfer = render.moffat_transfer(fwhm, beta, canvas)
     ref_transfer = render.moffat_transfer(ref_fwhm, REFERENCE_BETA, canvas)
 
-    # Static scene (host + field stars + quiescent central star / nucleus), in the alert's band.
+    # Static scene (host + field + quiescent central star / nucleus), in the alert's band.
     static = host_spectrum[src, band] * to_counts(0.0).astype(np.float32)[:, None, None]
-    for slot in range(MAX_FIELD_STARS):
-        flux = np.where(star_slots[src, slot], to_counts(star_mag[src, slot]), 0.0)
-        _add_points(static, flux, star_x[src, slot], star_y[src, slot])
     central_flux = np.where(central_star[src], to_counts(central_star_mag[src]), 0.0)
     central_flux += np.where(nucleus[src], to_counts(np.nan_to_num(nucleus_mag[src], nan=99.0)), 0.0)
     _add_points(static, central_flux, cand_x[src], cand_y[src])
@@ -405,10 +583,12 @@ def render_batch(
     noise = alerts["noise"].to_numpy()
     read_noise = np.sqrt(np.maximum(noise**2 - sky / GAIN, 1.0))
     science = render.add_noise(rng, science_model, sky, GAIN, read_noise)
-    ref_noise_sigma = np.clip(_lognormal(rng, SCIENCE_NOISE_MEDIAN * REFERENCE_NOISE_RATIO, 0.3, n_src), 0.4, None)[src]
+    ref_noise_sigma = np.clip(
+        _lognormal(rng, SCIENCE_NOISE_MEDIAN * REFERENCE_NOISE_RATIO, REFERENCE_NOISE_SPREAD, n_src), 0.4, None
+    )[src]
     # Same realisation for every alert of a source in a band: the template does not change. A ZTF
     # reference is a co-add of resampled epochs, so its noise is correlated between neighbouring
-    # pixels (lag-1 correlation about 0.6 in real packets); smooth white noise to match, keeping
+    # pixels; smooth white noise to match, keeping
     # its per-pixel standard deviation.
     # How many epochs and how much resampling differ from field to field: so does the correlation.
     smoothing = np.clip(_lognormal(rng, REFERENCE_NOISE_SMOOTHING, REFERENCE_NOISE_SMOOTHING_SPREAD, n_src), 0.3, 2.5)
@@ -441,9 +621,9 @@ def render_batch(
     psf_error = np.where(
         a_kind == "psf_mismatch",
         rng.choice([-1, 1], n_alerts) * rng.uniform(0.12, 0.25, n_alerts),
-        rng.normal(0, 0.025, n_alerts),
+        rng.normal(0, PSF_MODEL_ERROR, n_alerts),
     )
-    shift_scale = np.where(a_kind == "dipole", rng.uniform(0.4, 1.2, n_alerts), 0.04)
+    shift_scale = np.where(a_kind == "dipole", rng.uniform(0.4, 1.2, n_alerts), REGISTRATION_ERROR_PX)
     shift_x, shift_y = rng.normal(0, 1, n_alerts) * shift_scale, rng.normal(0, 1, n_alerts) * shift_scale
     ref_spectrum = render.rfft2(reference)  # the reference model carries no sky
     sci_spectrum = render.rfft2(science - sky[:, None, None].astype(np.float32))
@@ -493,13 +673,30 @@ def render_batch(
     offset = np.hypot(offset_x, offset_y)
     sg_host = rng.beta(1.2, 8.0, n_src)
     sg_star = rng.uniform(0.85, 1.0, n_src)
-    sg_random = np.where(rng.random(n_src) < 0.6, rng.uniform(0.7, 1.0, n_src), rng.uniform(0, 0.4, n_src))
-    dist_random = rng.uniform(1.5, 30.0, n_src)
-    sgscore = np.select([host_in_ps1, central_star], [sg_host, sg_star], sg_random)
+    # Field objects Pan-STARRS would list: brighter than FIELD_COUNT_MAG within 30 arcsec.
+    owner = field["owner"].to_numpy()
+    field_distance = (
+        np.hypot(field["x"].to_numpy() - cand_x[owner], field["y"].to_numpy() - cand_y[owner]) * PIXEL_SCALE
+    )
+    listed = (field["mag_r"].to_numpy() < FIELD_COUNT_MAG) & (field_distance < 30.0)
+    nmtchps = np.bincount(owner[listed], minlength=n_src) + host_in_ps1 * (offset < 30.0) + central_star
+    nearest = np.full(n_src, np.inf)
+    np.minimum.at(nearest, owner[listed], field_distance[listed])
+    nearest_is_galaxy = np.zeros(n_src, dtype=bool)
+    match = listed & (field_distance == nearest[owner])
+    nearest_is_galaxy[owner[match]] = field["galaxy"].to_numpy()[match]
+    # The nearest listed field object, or none (ZTF writes -999).
+    sg_field = np.where(
+        np.isfinite(nearest),
+        np.where(nearest_is_galaxy, rng.uniform(0, 0.4, n_src), rng.uniform(0.7, 1.0, n_src)),
+        -999.0,
+    )
+    dist_field = np.where(np.isfinite(nearest), nearest, -999.0)
+    sgscore = np.select([host_in_ps1, central_star], [sg_host, sg_star], sg_field)
     distpsnr = np.select(
         [host_in_ps1, central_star],
         [offset + np.abs(rng.normal(0, 0.1, n_src)), np.abs(rng.normal(0, 0.15, n_src))],
-        dist_random,
+        dist_field,
     )
     compact = np.isin(a_kind, ["cosmic_ray", "hot_pixel"])
     measured = pd.DataFrame(
@@ -513,6 +710,7 @@ def render_batch(
             ),
             "sgscore1": sgscore[src],
             "distpsnr1": distpsnr[src],
+            "nmtchps": nmtchps[src],
             "host_offset_arcsec": offset[src],
             "reference_fwhm": ref_fwhm,
         }
@@ -581,6 +779,7 @@ def simulate_alert_batch(
             "fwhm": measured["fwhm"].to_numpy(),
             "sgscore1": measured["sgscore1"].to_numpy(),
             "distpsnr1": measured["distpsnr1"].to_numpy(),
+            "nmtchps": measured["nmtchps"].to_numpy(),
             "ndethist": alerts["ndethist"].to_numpy(),
             "diffmaglim": alerts["diffmaglim"].to_numpy(),
             "magzpsci": alerts["magzpsci"].to_numpy(),
@@ -593,6 +792,8 @@ def simulate_alert_batch(
             "reference_fwhm": measured["reference_fwhm"].to_numpy(),
             "sky_level": alerts["sky"].to_numpy(),
             "sky_noise": alerts["noise"].to_numpy(),
+            "galactic_latitude": sources["galactic_latitude"].to_numpy()[src],
+            "field_star_density": sources["field_star_density"].to_numpy()[src],
         }
     )
     return triplets, candidates

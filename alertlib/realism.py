@@ -5,6 +5,9 @@ the same footing), what the simulator was calibrated on: the noise-to-level rati
 and reference cutouts (sky noise over sky level does not change under normalisation), the noise of
 the difference, the PSF width of the candidate in the difference, pixel-value quantiles of each
 channel, and whether the reference shows an extended host around the candidate.
+``field_calibration`` measures on real packets what the simulated field (star density by galactic
+latitude, crowding) was calibrated on: ``nmtchps`` by latitude and the reference noise correlation
+in sparse fields.
 
 ``two_sample_test`` trains classifiers to tell simulated from real triplets and reports their
 held-out (cross-validated) ROC AUC with a bootstrap interval: 0.5 means the classifier cannot tell
@@ -120,6 +123,38 @@ def compare_statistics(simulated: pd.DataFrame, real: pd.DataFrame, columns: lis
                 }
             )
     return pd.DataFrame(rows)
+
+
+def field_calibration(candidates: pd.DataFrame, statistics: pd.DataFrame) -> dict:
+    """The real-packet numbers the simulated field was calibrated on.
+
+    ``candidates`` are real ZTF candidates (``nmtchps``, ``ra``, ``dec``) and ``statistics`` their
+    :func:`triplet_statistics`, row for row. Returns the median ``nmtchps`` (Pan-STARRS objects within
+    30 arcsec) in bins of galactic latitude, the reference noise correlation in sparse fields
+    (``nmtchps`` <= 5) and its Spearman correlation with ``nmtchps``.
+    """
+    from scipy.stats import spearmanr
+
+    from .alerts import galactic_coordinates
+
+    nmtchps = pd.to_numeric(candidates["nmtchps"], errors="coerce").to_numpy(dtype=float)
+    _, latitude = galactic_coordinates(candidates["ra"].to_numpy(float), candidates["dec"].to_numpy(float))
+    bins = (0, 5, 10, 20, 30, 50, 90)
+    by_latitude = {}
+    for low, high in zip(bins[:-1], bins[1:], strict=True):
+        inside = (np.abs(latitude) > low) & (np.abs(latitude) <= high) & np.isfinite(nmtchps)
+        by_latitude[f"{low}-{high}"] = {
+            "n": int(inside.sum()),
+            "median_nmtchps": float(np.median(nmtchps[inside])) if inside.any() else None,
+        }
+    correlation = statistics["reference_noise_corr"].to_numpy(float)
+    sparse = nmtchps <= 5
+    return {
+        "nmtchps_by_abs_latitude": by_latitude,
+        "nmtchps_quantiles_5_10_25_50_75_90_95": np.nanpercentile(nmtchps, [5, 10, 25, 50, 75, 90, 95]).tolist(),
+        "reference_noise_corr_median_sparse": float(np.median(correlation[sparse])),
+        "reference_noise_corr_spearman_nmtchps": float(spearmanr(correlation, nmtchps, nan_policy="omit")[0]),
+    }
 
 
 def read_simulated_triplets(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame]:

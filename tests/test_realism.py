@@ -77,3 +77,12 @@ def test_noise_correlation_statistic_tells_smoothed_from_white_noise():
         stats = triplet_statistics(images / np.sqrt((images**2).sum(axis=(1, 2), keepdims=True)))
         assert stats["reference_noise_corr"].between(low, high).all()
         assert stats["difference_noise_corr"].between(low, high).all()
+
+
+def test_field_calibration_on_simulated_candidates(simulated_with_sources):
+    triplets, table = simulated_with_sources
+    result = realism.field_calibration(table, realism.triplet_statistics(triplets))
+    assert set(result["nmtchps_by_abs_latitude"]) == {"0-5", "5-10", "10-20", "20-30", "30-50", "50-90"}
+    assert sum(b["n"] for b in result["nmtchps_by_abs_latitude"].values()) == len(table)
+    # Crowding raises the reference's measured noise correlation in the simulation too.
+    assert result["reference_noise_corr_spearman_nmtchps"] > 0.2

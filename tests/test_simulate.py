@@ -227,3 +227,63 @@ def test_simulator_speed_floor():
     triplets, _ = alerts.simulate_alert_batch(0, 0, 128, 0)
     alert_rate = len(triplets) / (time.perf_counter() - start)
     assert galaxy_rate > 100 and alert_rate > 150, (galaxy_rate, alert_rate)
+
+
+def test_galactic_coordinates_of_known_points():
+    # The galactic centre (Sgr A*) and the north galactic pole.
+    longitude, latitude = alerts.galactic_coordinates(np.array([266.41683, 192.85948]), np.array([-29.00781, 27.12825]))
+    assert abs(latitude[0]) < 0.1 and min(longitude[0], 360 - longitude[0]) < 0.1
+    assert latitude[1] > 89.99
+
+
+def test_field_population_follows_the_density_and_is_deterministic():
+    density = np.repeat([0.5, 5.0, 50.0], 200)
+    extinction = np.zeros(density.size)
+    field = alerts.draw_field(np.random.default_rng(3), density, extinction)
+    again = alerts.draw_field(np.random.default_rng(3), density, extinction)
+    pd.testing.assert_frame_equal(field, again)
+    stars = np.bincount(field["owner"][~field["galaxy"]], minlength=density.size).reshape(3, -1).mean(axis=1)
+    galaxies_per_field = (
+        np.bincount(field["owner"][field["galaxy"]], minlength=density.size).reshape(3, -1).mean(axis=1)
+    )
+    assert stars[0] < stars[1] < stars[2] and stars[2] > 5 * stars[1]  # stars follow the density
+    assert np.allclose(galaxies_per_field, galaxies_per_field.mean(), rtol=0.2)  # galaxies do not
+    # Most of the field is far below the detection limit (~20.5 mag).
+    assert (field["mag_r"] > 21.5).mean() > 0.5
+    # The field's light is in the images: a denser field raises the reference's pixel scatter.
+    spectra = alerts.field_spectra(field, density.size)
+    images = render.irfft2(spectra[:, 1], (alerts.CANVAS, alerts.CANVAS))
+    assert np.allclose(
+        images.sum(axis=(1, 2)), np.bincount(field["owner"], 10 ** (-0.4 * field["mag_r"]), density.size), rtol=1e-3
+    )
+    spread = images.std(axis=(1, 2)).reshape(3, -1).mean(axis=1)
+    assert spread[0] < spread[1] < spread[2]
+    # Stars on the fine grid have exactly the spectra of points at their (half-pixel) positions.
+    star = pd.DataFrame(
+        {
+            "owner": [0, 1],
+            "x": [40.5, 13.0],
+            "y": [22.0, 70.5],
+            "mag_g": [20.0, 21.0],
+            "mag_r": [20.0, 21.0],
+            "galaxy": [False, False],
+        }
+    )
+    exact = alerts._point_spectrum(10 ** (-0.4 * star["mag_r"].to_numpy()), star["x"].to_numpy(), star["y"].to_numpy())
+    assert np.allclose(alerts.field_spectra(star, 2)[:, 1], exact, rtol=0, atol=1e-6 * np.abs(exact).max())
+
+
+def test_candidates_carry_the_field_density_and_nmtchps():
+    from scipy.stats import spearmanr
+
+    from alertlib.simulate import simulate_alert_arrays
+
+    _, table = simulate_alert_arrays(256, seed=5, class_mix="ztf-stream", progress=False, workers=1)
+    for column in ("field_star_density", "galactic_latitude", "nmtchps"):
+        assert column in table.columns and table[column].notna().all(), column
+    per_source = table.groupby("source_id")[["field_star_density", "nmtchps", "galactic_latitude"]].first()
+    assert spearmanr(per_source["field_star_density"], per_source["nmtchps"])[0] > 0.5
+    # Denser towards the galactic plane.
+    assert spearmanr(per_source["field_star_density"], per_source["galactic_latitude"].abs())[0] < -0.3
+    field_match = (table["distpsnr1"] > 1.0) & (table["distpsnr1"] < 30.0)
+    assert field_match.any() and (table["nmtchps"][field_match] >= 1).all()
