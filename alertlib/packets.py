@@ -323,7 +323,8 @@ def iter_avro_records(data: bytes, walker: bool = True) -> Iterator[dict]:
     """The records of an Avro container file, in order.
 
     With ``walker`` (the default), :mod:`alertlib.avrofast` finds each top-level field's bytes; the
-    fields a triplet and its candidate row need are decoded by fastavro from their slice, the cutout
+    fields a triplet and its candidate row need are decoded from their slice (flat ones by a compiled
+    loop, the others by fastavro), the cutout
     fields become their stamp bytes, and the histories (``prv_candidates``, ...) are skipped without
     being decoded (None or an empty list, as the record had). Without it, or for a schema the walker
     cannot compile, fastavro decodes every record with a projected reader schema
