@@ -47,7 +47,7 @@ packet):
   ``gzip``, ``astropy.io.fits``, :func:`alertlib.preprocess.normalise_cutout`).
 
 ``benchmarks/bench_decode.py`` times both per packet folder on one core, beside the rate that
-gunzipping the stamps alone allows; ``data/benchmarks/decode_*.csv`` hold its results.
+gunzipping the stamps alone allows; ``data/benchmarks/decode/*.csv`` hold its results.
 """
 
 from __future__ import annotations

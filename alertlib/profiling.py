@@ -1081,6 +1081,12 @@ def load_benchmark_tables(paths=None):
     for path in paths:
         path = Path(path)
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        missing = {"model", "device", "dtype", "variant", "batch_size", "status"} - set(frame.columns)
+        if missing:
+            raise ValueError(
+                f"{path} is not an efficiency benchmark table (no column {', '.join(sorted(missing))}): "
+                "keep other tables out of data/benchmarks/ itself (decode tables live in data/benchmarks/decode/)"
+            )
         frames.append(frame.assign(table=path.name))
     return pd.concat(frames, ignore_index=True) if frames else None
 

@@ -14,7 +14,7 @@ For each folder (default: every folder of real packets under the shared data), o
 
 The process is pinned to one CPU (``--no-pin`` to leave it free) and BLAS to one thread, so the
 figures are one core's. Rows are appended to ``--out`` (default
-``data/benchmarks/decode_<cpu>.csv``).
+``data/benchmarks/decode/<cpu>.csv``).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def gunzip_ceiling(folder: Path, min_alerts: int, repeats: int = 3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="*", help="packet folders (default: the shared data's)")
-    parser.add_argument("--out", help="CSV to append rows to (default data/benchmarks/decode_<cpu>.csv)")
+    parser.add_argument("--out", help="CSV to append rows to (default data/benchmarks/decode/<cpu>.csv)")
     parser.add_argument("--min-alerts", type=int, default=1000)
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one CPU")
     args = parser.parse_args()
@@ -71,7 +71,7 @@ def main() -> None:
             raise SystemExit("no folders given and no shared data found (set ALERTLIB_SHARED_DATA)")
         folders = [root / "alert-packets" / name for name in FOLDERS if (root / "alert-packets" / name).is_dir()]
     cpu = cpu_model()
-    out = Path(args.out or f"data/benchmarks/decode_{re.sub(r'[^a-z0-9]+', '-', cpu.lower()).strip('-')}.csv")
+    out = Path(args.out or f"data/benchmarks/decode/{re.sub(r'[^a-z0-9]+', '-', cpu.lower()).strip('-')}.csv")
     rows = []
     for folder in folders:
         try:

@@ -531,3 +531,14 @@ def test_table_from_journal_completes_an_interrupted_run(tmp_path):
 def test_goal_check_of_a_float32_only_table():
     goals = goal_check(synthetic_table().assign(ceiling_flops=1e11), threshold=0.9)
     assert set(goals["dtype"]) == {"float32"} and (goals["float32_limit_fraction"] == goals["limit_fraction"]).all()
+
+
+def test_the_committed_tables_load_and_other_tables_are_refused(tmp_path):
+    """Every CSV directly in data/benchmarks/ is an efficiency table (the decode tables live in
+    data/benchmarks/decode/); a table of another kind there is a clear error, not a broken figure."""
+    tables = load_benchmark_tables()
+    assert tables is not None and tables["device"].notna().all()
+    other = tmp_path / "decode.csv"
+    pd.DataFrame({"folder": ["ztf"], "fast_alerts_per_s": [3000.0]}).to_csv(other, index=False)
+    with pytest.raises(ValueError, match="not an efficiency benchmark table"):
+        load_benchmark_tables(other)
