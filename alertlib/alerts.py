@@ -802,13 +802,26 @@ def simulate_alert_batch(
 def split_by_source(
     candidates: pd.DataFrame, seed: int, fractions=(0.81, 0.09, 0.10), n_max: int = 100
 ) -> dict[str, np.ndarray]:
-    """Row indices of train/val/test: sources split 81/9/10; training keeps <= ``n_max`` alerts per source."""
+    """Row indices of train/val/test: sources split 81/9/10; training keeps <= ``n_max`` alerts per source.
+
+    The split is stratified by the source's label: the sources of each label are split 81/9/10 on
+    their own, validation and test getting at least one source of each label that has three or more,
+    so every split holds both classes (a small sky could otherwise leave a test split without one
+    real transient, and its ROC AUC undefined).
+    """
     rng = np.random.default_rng([int(seed), 7])
-    sources = np.unique(candidates["source_id"].to_numpy())
-    order = rng.permutation(sources)
-    n_train = int(round(fractions[0] * len(order)))
-    n_val = int(round(fractions[1] * len(order)))
-    assignment = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+    by_source = candidates.groupby("source_id", sort=True)["label"].first()
+    assignment: dict[str, list] = {"train": [], "val": [], "test": []}
+    for label in sorted(by_source.unique()):
+        order = rng.permutation(by_source.index[by_source == label].to_numpy())
+        n = len(order)
+        least = 1 if n >= 3 else 0  # val and test get at least one source of each label when n >= 3
+        n_val = max(least, int(round(fractions[1] * n)))
+        n_test = max(least, int(round(fractions[2] * n)))
+        n_train = n - n_val - n_test
+        assignment["train"].extend(order[:n_train])
+        assignment["val"].extend(order[n_train : n_train + n_val])
+        assignment["test"].extend(order[n_train + n_val :])
     source_of_row = candidates["source_id"].to_numpy()
     rows = {}
     for split, members in assignment.items():

@@ -33,11 +33,13 @@ def ci_study(tmp_path_factory):
     """Run the whole ci study once, into temporary data/figures folders (the kernels inherit them)."""
     root = tmp_path_factory.mktemp("ci-study")
     patch = pytest.MonkeyPatch()
-    patch.setenv("ALERTLIB_DATA", str(root / "data"))
-    patch.setenv("ALERTLIB_FIGURES", str(root / "figures"))
-    executed = run_study("ci", runs_dir=root / "runs")
-    yield root, executed
-    patch.undo()
+    try:  # restored even when the study fails, or the rest of the session would see its folders
+        patch.setenv("ALERTLIB_DATA", str(root / "data"))
+        patch.setenv("ALERTLIB_FIGURES", str(root / "figures"))
+        executed = run_study("ci", runs_dir=root / "runs")
+        yield root, executed
+    finally:
+        patch.undo()
 
 
 def test_ci_study_executes_every_notebook(ci_study):

@@ -287,3 +287,21 @@ def test_candidates_carry_the_field_density_and_nmtchps():
     assert spearmanr(per_source["field_star_density"], per_source["galactic_latitude"].abs())[0] < -0.3
     field_match = (table["distpsnr1"] > 1.0) & (table["distpsnr1"] < 30.0)
     assert field_match.any() and (table["nmtchps"][field_match] >= 1).all()
+
+
+def test_split_by_source_is_stratified_by_label_and_keeps_sources_whole():
+    from alertlib.alerts import split_by_source
+
+    rng = np.random.default_rng(0)
+    # 60 sources, 6 of them positive (10%), 1 to 8 alerts each.
+    sources = np.repeat(np.arange(60), rng.integers(1, 9, 60))
+    table = pd.DataFrame({"source_id": sources, "label": (sources % 10 == 0).astype(int)})
+    rows = split_by_source(table, seed=3)
+    seen = [set(table["source_id"].iloc[index]) for index in rows.values()]
+    assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])  # each source in one split
+    assert set().union(*seen) == set(range(60))
+    for split, index in rows.items():
+        assert set(table["label"].iloc[index]) == {0, 1}, split  # both classes in every split
+    positives = {split: table.iloc[index].query("label == 1")["source_id"].nunique() for split, index in rows.items()}
+    assert positives == {"train": 4, "val": 1, "test": 1}
+    assert split_by_source(table, seed=3)["test"].tolist() == rows["test"].tolist()  # reproducible
