@@ -7,7 +7,7 @@ Two data sets come out, each in the format its real counterpart has, so one load
   RGB composites as ``images/<id_str>.png`` and, for speed, all of them in ``images.npy`` (uint8,
   row-aligned with the catalog);
 - **alerts**: the BTS release layout (``{split}_triplets_<version>.npy`` and ``{split}_cand_<version>.csv``,
-  split by source 81/9/10), triplets L2-normalised per cutout as BTSbot does.
+  split by source 81/9/10, stratified by label), triplets L2-normalised per cutout as BTSbot does.
 
 Both are deterministic: the same seed and ``SIMULATOR_VERSION`` give bit-identical files. Each batch
 draws from its own random stream, derived from (seed, batch index), so batches are independent.
