@@ -247,8 +247,9 @@ def _walk(buf, n_records, kind, arg, first, count, children, slot, out):
 
 @dataclass
 class TopField:
-    """How the reader gets one top-level field: ``decode`` (fastavro, from its byte range),
-    ``stamp`` (the cutout's stamp bytes, sliced), or ``skip`` (a history: None or an empty list)."""
+    """How the reader gets one top-level field: ``decode`` (from its byte range: a compiled loop for
+    flat fields, fastavro for the others), ``stamp`` (the cutout's stamp bytes, sliced), or ``skip``
+    (a history: None or an empty list)."""
 
     name: str
     mode: str

@@ -52,6 +52,7 @@ gunzipping the stamps alone allows; ``data/benchmarks/decode/*.csv`` hold its re
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -622,7 +623,8 @@ def decode_stamp_astropy(stamp: bytes) -> np.ndarray:
         raise PacketError("bad FITS", str(error)[:200]) from error
 
 
-STAMP_DECODERS = {"fast": decode_stamp_fast, "astropy": decode_stamp_astropy}
+# The fast decoder's pixels may stay big-endian views: _normalise_channels copies them anyway.
+STAMP_DECODERS = {"fast": functools.partial(decode_stamp_fast, native=False), "astropy": decode_stamp_astropy}
 
 
 def alert_to_triplet(alert: RawAlert, decoder: str = "fast") -> tuple[np.ndarray, dict]:
@@ -643,10 +645,7 @@ def alert_to_triplet(alert: RawAlert, decoder: str = "fast") -> tuple[np.ndarray
     for channel in CHANNELS:
         if stamps.get(channel) is None and not (channel == "reference" and alert.survey == "atlas"):
             raise PacketError("missing cutout", f"{CUTOUT_FIELDS[channel]} is null")
-    if decoder == "fast":  # pixels may stay big-endian views: _normalise_channels copies them anyway
-        images = {c: decode_stamp_fast(stamps[c], False) for c in CHANNELS if stamps.get(c) is not None}
-    else:
-        images = {c: decode(stamps[c]) for c in CHANNELS if stamps.get(c) is not None}
+    images = {c: decode(stamps[c]) for c in CHANNELS if stamps.get(c) is not None}
     shapes = {image.shape for image in images.values()}
     if len(shapes) != 1 or len(next(iter(shapes))) != 2:
         raise PacketError("cutout shapes differ", f"{ {c: i.shape for c, i in images.items()} }")

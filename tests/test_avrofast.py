@@ -10,7 +10,7 @@ import pytest
 
 from alertlib import avrofast
 from alertlib.packets import CUTOUT_FIELDS, PacketError, _stamp, iter_avro_records, read_avro_container
-from tests.test_packets import write_avro
+from tests.test_packets import CUTOUT_SCHEMA, write_avro
 
 # Every construct the walker compiles: primitives, enum, fixed, maps, arrays of records (histories),
 # a flat record (the candidate), a nullable record, nested unions, cutouts as records and as bytes.
@@ -56,14 +56,7 @@ RICH_SCHEMA = {
         },
         {
             "name": "cutoutScience",
-            "type": [
-                "null",
-                {
-                    "type": "record",
-                    "name": "cutout",
-                    "fields": [{"name": "fileName", "type": "string"}, {"name": "stampData", "type": "bytes"}],
-                },
-            ],
+            "type": ["null", CUTOUT_SCHEMA],
         },
         {"name": "cutoutTemplate", "type": ["null", "cutout"]},
         {"name": "cutoutDifference", "type": ["null", "bytes"]},
