@@ -22,6 +22,7 @@ from alertlib.packets import (
     decode_file,
     decode_packets,
     decode_stamp_fast,
+    iter_avro_records,
     load_triplets,
     read_avro_container,
 )
@@ -168,6 +169,27 @@ def test_bad_files_give_clear_reasons(tmp_path):
     assert decoded.read == 1 + len(cases)
     with pytest.raises(PacketError, match="not an Avro"):
         read_avro_container(b"PAR1....")
+
+
+def test_a_header_seen_before_reads_as_a_parsed_one(tmp_path, monkeypatch):
+    from alertlib import packets
+
+    monkeypatch.setattr(packets, "_HEADERS", [])
+    first = write_avro(tmp_path / "a.avro", [ztf_like_record(0)]).read_bytes()
+    second = write_avro(tmp_path / "b.avro", [ztf_like_record(1), ztf_like_record(2)]).read_bytes()
+    parsed, blocks = read_avro_container(first)
+    assert len(packets._HEADERS) == 1
+    header = packets._HEADERS[0][0]
+    assert second.startswith(header) and second[len(header) : len(header) + 16] != first[len(header) : len(header) + 16]
+    known, known_blocks = read_avro_container(second)  # the same header, another sync marker
+    assert len(packets._HEADERS) == 1 and known == parsed
+    assert sum(count for count, _ in known_blocks) == 2
+    assert [r["candid"] for r in iter_avro_records(second)] == [1001, 1002]
+    for cut in (len(header), len(header) + 10, len(header) + 20):
+        with pytest.raises(PacketError, match="truncated avro"):
+            read_avro_container(second[:cut])
+    known["avro.codec"] = b"bzip2"  # a caller's changes do not reach the next file
+    assert read_avro_container(first)[0] == parsed
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
