@@ -7,7 +7,8 @@ the difference, the PSF width of the candidate in the difference, pixel-value qu
 channel, and whether the reference shows an extended host around the candidate.
 ``field_calibration`` measures on real packets what the simulated field (star density by galactic
 latitude, crowding) was calibrated on: ``nmtchps`` by latitude and the reference noise correlation
-in sparse fields.
+in sparse fields. ``sky_calibration`` measures on the raw cutouts (``raw_cutout_levels``) what the
+simulated background levels, noises and cloudy exposures were calibrated on.
 
 ``two_sample_test`` trains classifiers to tell simulated from real triplets and reports their
 held-out (cross-validated) ROC AUC with a bootstrap interval: 0.5 means the classifier cannot tell
@@ -125,6 +126,48 @@ def compare_statistics(simulated: pd.DataFrame, real: pd.DataFrame, columns: lis
     return pd.DataFrame(rows)
 
 
+def stream_calibration(triplets: np.ndarray, candidates: pd.DataFrame) -> dict:
+    """What the simulated variable stars and negative subtractions were calibrated on, in real packets.
+
+    ``triplets`` (N, 63, 63, 3) and their ``candidates`` (``isdiffpos``, ``magnr``, ``magpsf``,
+    ``sgscore1``, ``distpsnr1``), row for row. Returns the share of negative subtractions
+    (``isdiffpos`` "f" or "0"); for each sign, the share whose difference cutout's most extreme pixel
+    near the candidate (7x7 box) is positive (ZTF writes a negative subtraction as reference minus
+    science, so the source shows positive either way); and, for alerts on a star (a Pan-STARRS
+    source with ``sgscore1`` > 0.5 within 1.5 arcsec), quantiles (5, 10, 25, 50, 75, 90, 95%) of the
+    star's magnitude in the reference (``magnr``), of ``magpsf``, and of the difference flux over
+    the star's.
+    """
+    sign = candidates["isdiffpos"].astype(str).str.lower().str[0].to_numpy()
+    negative = np.isin(sign, ["f", "0"])
+    centre = triplets.shape[1] // 2
+    box = np.asarray(triplets[:, centre - 3 : centre + 4, centre - 3 : centre + 4, 2], dtype=np.float64)
+    box = box.reshape(len(box), -1)
+    extreme = np.where(box.max(axis=1) >= -box.min(axis=1), box.max(axis=1), box.min(axis=1))
+
+    def share(mask):
+        return float((extreme[mask] > 0).mean()) if mask.any() else float("nan")
+
+    result = {
+        "n_alerts": int(len(negative)),
+        "negative_fraction": float(negative.mean()) if len(negative) else float("nan"),
+        "positive_centre_fraction_negative": share(negative),
+        "positive_centre_fraction_positive": share(~negative),
+    }
+    columns = ("magnr", "magpsf", "sgscore1", "distpsnr1")
+    if all(c in candidates for c in columns):  # real packets; the simulated table has no magnr
+        number = {c: pd.to_numeric(candidates[c], errors="coerce") for c in columns}
+        on_star = ((number["sgscore1"] > 0.5) & number["distpsnr1"].between(0, 1.5) & (number["magnr"] > 0)).to_numpy()
+        quantiles = [5, 10, 25, 50, 75, 90, 95]
+        magnr, magpsf = number["magnr"].to_numpy(float)[on_star], number["magpsf"].to_numpy(float)[on_star]
+        result["n_on_star"] = int(on_star.sum())
+        if on_star.any():
+            result["star_magnr_quantiles"] = np.percentile(magnr, quantiles).tolist()
+            result["star_magpsf_quantiles"] = np.percentile(magpsf, quantiles).tolist()
+            result["star_flux_ratio_quantiles"] = np.percentile(10 ** (-0.4 * (magpsf - magnr)), quantiles).tolist()
+    return result
+
+
 def field_calibration(candidates: pd.DataFrame, statistics: pd.DataFrame) -> dict:
     """The real-packet numbers the simulated field was calibrated on.
 
@@ -154,6 +197,99 @@ def field_calibration(candidates: pd.DataFrame, statistics: pd.DataFrame) -> dic
         "nmtchps_quantiles_5_10_25_50_75_90_95": np.nanpercentile(nmtchps, [5, 10, 25, 50, 75, 90, 95]).tolist(),
         "reference_noise_corr_median_sparse": float(np.median(correlation[sparse])),
         "reference_noise_corr_spearman_nmtchps": float(spearmanr(correlation, nmtchps, nan_policy="omit")[0]),
+    }
+
+
+def raw_cutout_levels(paths) -> pd.DataFrame:
+    """Background level and noise (median, robust sigma; counts) of each raw ZTF cutout, before normalisation.
+
+    One row per ZTF alert of the packet files or folders ``paths`` whose three cutouts decode:
+    ``{channel}_level`` and ``{channel}_noise`` for science, reference and difference (zero and NaN
+    pixels, the padding at chip edges, left out), with ``magzpsci``, ``fid``, ``nframesref``,
+    ``nmtchps`` and ``exposure`` (the difference image's file name up to the field, one per exposure).
+    """
+    from .packets import PacketError, decode_stamp_fast, expand_paths, read_packet_file
+
+    rows = []
+    for path in expand_paths([Path(p) for p in paths]):
+        alerts, _ = read_packet_file(path)
+        for alert in alerts:
+            if alert.survey != "ztf" or any(alert.cutouts.get(c) is None for c in CHANNELS):
+                continue
+            fields = alert.fields
+            row = {key: fields.get(key) for key in ("objectId", "magzpsci", "fid", "nframesref", "nmtchps")}
+            row["exposure"] = str(fields.get("pdiffimfilename", "")).split("_")[1:3]
+            row["exposure"] = "_".join(row["exposure"])
+            try:
+                for channel in CHANNELS:
+                    image = decode_stamp_fast(alert.cutouts[channel]).astype(np.float64)
+                    values = image[np.isfinite(image) & (image != 0)]
+                    level = float(np.median(values))
+                    row[f"{channel}_level"] = level
+                    row[f"{channel}_noise"] = float(1.4826 * np.median(np.abs(values - level)))
+            except PacketError:  # an undecodable cutout: load_triplets lists those with their reason
+                continue
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    for column in ("magzpsci", "fid", "nframesref", "nmtchps"):
+        table[column] = pd.to_numeric(table[column], errors="coerce")
+    return table
+
+
+def sky_calibration(levels: pd.DataFrame, gain: float = 6.2, cloud_loss_mag: float = 1.0) -> dict:
+    """The real-packet numbers the simulated background levels, noises and cloudy exposures were calibrated on.
+
+    ``levels`` is :func:`raw_cutout_levels` of real packets. An alert is *cloudy* when its zero point
+    lies more than ``cloud_loss_mag`` below the median (thick cloud); the others are *clear*. Returns
+    the template-to-science level ratio, the slope of log10(science level) against the zero point
+    (0.4 when the level scales with the transparency), the median science sky-to-noise per band and
+    its lognormal spread in clear exposures, the template noise over the Poisson noise of its
+    co-added sky (``sqrt(level / (gain nframesref))``), ``nframesref`` quantiles, and the share of
+    cloudy alerts (per alert, per exposure, and per alert with each exposure's alerts counted once)
+    with the quantiles of their loss.
+    """
+    t = levels.dropna(subset=["magzpsci", "science_level", "reference_level"])
+    zp = t["magzpsci"].to_numpy(float)
+    loss = np.median(zp) - zp
+    cloudy = loss > cloud_loss_mag
+    clear = ~cloudy
+    positive = (t["science_level"] > 0).to_numpy()
+
+    def spread(values):
+        values = np.log(values)
+        return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+    sky_to_noise, sky_to_noise_spread = {}, {}
+    for fid in (1, 2):
+        ratio = (t["science_level"] / t["science_noise"]).to_numpy(float)[
+            clear & positive & (t["fid"] == fid).to_numpy()
+        ]
+        sky_to_noise[fid] = float(np.median(ratio)) if ratio.size else None
+        sky_to_noise_spread[fid] = spread(ratio) if ratio.size else None
+    coadd_poisson = np.sqrt(np.maximum(t["reference_level"], 1e-9) / (gain * t["nframesref"]))
+    excess = (t["reference_noise"] / coadd_poisson).to_numpy(float)[clear]
+    fit = positive
+    slope = (
+        float(np.polyfit(zp[fit], np.log10(t["science_level"].to_numpy(float)[fit]), 1)[0]) if fit.sum() > 2 else None
+    )
+    per_exposure = pd.Series(cloudy).groupby(t["exposure"].to_numpy()).first()
+    once = pd.DataFrame({"exposure": t["exposure"].to_numpy(), "cloudy": cloudy})
+    once = pd.concat([once[~once["cloudy"]], once[once["cloudy"]].drop_duplicates("exposure")])
+    return {
+        "n_alerts": int(len(t)),
+        "median_zero_point": float(np.median(zp)),
+        "reference_to_science_level_quantiles_5_50_95": np.percentile(
+            (t["reference_level"] / t["science_level"]).to_numpy(float)[positive], [5, 50, 95]
+        ).tolist(),
+        "log10_level_per_zero_point_mag": slope,
+        "clear_sky_to_noise_median_by_fid": sky_to_noise,
+        "clear_sky_to_noise_spread_by_fid": sky_to_noise_spread,
+        "reference_noise_over_coadd_poisson_quantiles_25_50_75": np.percentile(excess, [25, 50, 75]).tolist(),
+        "nframesref_quantiles_25_50_75_95": np.nanpercentile(t["nframesref"], [25, 50, 75, 95]).tolist(),
+        "cloudy_fraction_alerts": float(cloudy.mean()),
+        "cloudy_fraction_exposures": float(per_exposure.mean()),
+        "cloudy_fraction_alerts_exposures_once": float(once["cloudy"].mean()),
+        "cloud_loss_quantiles_0_50_100": np.percentile(loss[cloudy], [0, 50, 100]).tolist() if cloudy.any() else None,
     }
 
 
@@ -227,15 +363,30 @@ def _feature_scores(train_x, train_y, test_x, seed: int) -> np.ndarray:
     return model.predict_proba(test_x)[:, 1]
 
 
-def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, seed: int, n_boot: int = 1000) -> tuple[float, float, float]:
-    """ROC AUC and its 95% bootstrap interval (resampling triplets)."""
+def bootstrap_auc(
+    labels: np.ndarray, scores: np.ndarray, seed: int, n_boot: int = 1000, groups=None
+) -> tuple[float, float, float]:
+    """ROC AUC and its 95% bootstrap interval.
+
+    Without ``groups`` the triplets are resampled; with them, whole groups are (a cluster bootstrap,
+    each class's groups drawn with replacement, as many as it has), since triplets of one group are
+    not independent draws.
+    """
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(seed)
     auc = float(roc_auc_score(labels, scores))
+    if groups is None:
+        groups = np.arange(len(labels))
+    members = []  # per class, the indices of each of its groups
+    for label in np.unique(labels):
+        where = np.flatnonzero(labels == label)
+        _, inverse = np.unique(np.asarray(groups)[where], return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        members.append(np.split(where[order], np.flatnonzero(np.diff(inverse[order])) + 1))
     values = []
     for _ in range(n_boot):
-        index = rng.integers(0, len(labels), len(labels))
+        index = np.concatenate([np.concatenate([m[i] for i in rng.integers(0, len(m), len(m))]) for m in members])
         if labels[index].min() != labels[index].max():
             values.append(roc_auc_score(labels[index], scores[index]))
     low, high = np.percentile(values, [2.5, 97.5])
@@ -256,10 +407,11 @@ def two_sample_test(
 
     The larger set is subsampled to the size of the smaller, so chance is exactly 0.5. Each fold's
     classifiers are trained on the other folds; out-of-fold scores of all triplets give the AUC.
-    ``sim_groups`` and ``real_groups`` (e.g. the source of each simulated alert, the ZTF object of each
-    real one) keep all alerts of a source in one fold: alerts of one source share its reference
-    image, and a critic that has seen a source's other alerts in training would recognise the
-    source rather than tell simulated from real.
+    ``sim_groups`` and ``real_groups`` (e.g. the source of each simulated alert; for real ones, the
+    ZTF object and the exposure joined by :func:`linked_groups`) keep all alerts of a group in one
+    fold, and the bootstrap resamples whole groups: alerts of one source share its reference image,
+    alerts of one exposure its sky, seeing and processing, and a critic that has seen a group's
+    other alerts in training would recognise the group rather than tell simulated from real.
 
     Returns
     -------
@@ -279,6 +431,7 @@ def two_sample_test(
     features = triplet_statistics(images).astype(float).to_numpy()
     cnn, trees = np.zeros(2 * n), np.zeros(2 * n)
     torch.set_num_threads(min(2, torch.get_num_threads()))
+    groups = None
     if sim_groups is not None and real_groups is not None:
         groups = np.concatenate(
             [
@@ -294,7 +447,7 @@ def two_sample_test(
         trees[test] = _feature_scores(features[train], labels[train], features[test], seed + fold)
     result = {"n_sim": int(n), "n_real": int(n)}
     for name, scores in (("cnn", cnn), ("features", trees)):
-        auc, low, high = bootstrap_auc(labels, scores, seed, n_boot)
+        auc, low, high = bootstrap_auc(labels, scores, seed, n_boot, groups)
         result.update({f"auc_{name}": auc, f"auc_{name}_low": low, f"auc_{name}_high": high})
     best = "cnn" if result["auc_cnn"] >= result["auc_features"] else "features"
     result.update(
@@ -308,8 +461,47 @@ def two_sample_test(
     return result
 
 
+def linked_groups(*keys) -> np.ndarray:
+    """Group numbers (0, 1, ...) that join items sharing a value of any key: connected components.
+
+    E.g. ``linked_groups(objectId, jd)``: alerts of one object, and alerts of one exposure, and so on
+    transitively, fall in one group. Missing values (None, NaN) join nothing.
+    """
+    n = len(keys[0]) if keys else 0
+    parent = np.arange(n)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for key in keys:
+        if len(key) != n:
+            raise ValueError(f"keys of different lengths: {n} and {len(key)}")
+        first: dict = {}
+        for i, value in enumerate(pd.Series(key).tolist()):
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                continue
+            if value in first:
+                parent[root(i)] = root(first[value])
+            else:
+                first[value] = i
+    roots = np.array([root(i) for i in range(n)], dtype=np.int64)
+    return np.unique(roots, return_inverse=True)[1].astype(np.int64)
+
+
+def exposure_of(candidates: pd.DataFrame) -> pd.Series:
+    """The exposure of each real ZTF alert: its ``jd`` (the exposure's start, shared by every alert
+    of one exposure, whatever the CCD), None where missing."""
+    if "jd" not in candidates:
+        return pd.Series([None] * len(candidates), index=candidates.index, dtype=object)
+    return candidates["jd"].astype(float).round(6)
+
+
 def sky_against_packets(sim_dir, real_packets, seed: int = 0, **options) -> dict:
-    """:func:`two_sample_test` of a simulated folder against real packets, folds grouped by source and object.
+    """:func:`two_sample_test` of a simulated folder against real packets, folds grouped by source
+    (simulated) and by object and exposure (real, :func:`linked_groups`).
 
     ``options`` go to :func:`two_sample_test` (``folds``, ``epochs``, ``n_boot``). The result also
     holds ``n_real_skipped``, the real alerts the packet reader could not use.
@@ -321,7 +513,7 @@ def sky_against_packets(sim_dir, real_packets, seed: int = 0, **options) -> dict
         real,
         seed=seed,
         sim_groups=sim_candidates["source_id"].to_numpy(),
-        real_groups=real_candidates["objectId"].to_numpy(),
+        real_groups=linked_groups(real_candidates["objectId"], exposure_of(real_candidates)),
         **options,
     )
     result["n_real_skipped"] = int(len(skipped))

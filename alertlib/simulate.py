@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 # Bump when a change alters the simulated data; it is part of every cache key and dataset version.
-SIMULATOR_VERSION = "5"
+SIMULATOR_VERSION = "6"
 GALAXY_BATCH = 256  # galaxies per random stream (fixed: part of what makes runs reproducible)
 ALERT_BATCH_SOURCES = 128  # sources per random stream
 
@@ -364,16 +364,22 @@ def sky_from_profile(config: dict, progress: bool = True) -> dict[str, Path]:
         image_size=int(settings.get("image_size", 64)),
         n_volunteers=int(settings.get("n_volunteers", 40)),
     )
-    alerts = cached_sky(
+    return {"galaxies": galaxies, "alerts": alert_sky_from_profile(config, progress=progress)}
+
+
+def alert_sky_from_profile(config: dict, class_mix: str | None = None, progress: bool = True) -> Path:
+    """The alert data set of a profile's ``simulate:`` block, cached; ``class_mix`` replaces its mix
+    (e.g. ``"ztf-stream"``: the same size and seed with the raw stream's classes, for realism checks)."""
+    settings = config["simulate"]
+    return cached_sky(
         "alerts",
         int(settings["n_sources"]),
-        seed,
+        int(settings.get("seed", config.get("seed", 0))),
         progress=progress,
         max_alerts=int(settings.get("max_alerts", 8)),
         n_max=int(settings.get("n_max", 100)),
-        class_mix=str(settings.get("class_mix", "bts")),
+        class_mix=str(class_mix or settings.get("class_mix", "bts")),
     )
-    return {"galaxies": galaxies, "alerts": alerts}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -86,3 +86,104 @@ def test_field_calibration_on_simulated_candidates(simulated_with_sources):
     assert sum(b["n"] for b in result["nmtchps_by_abs_latitude"].values()) == len(table)
     # Crowding raises the reference's measured noise correlation in the simulation too.
     assert result["reference_noise_corr_spearman_nmtchps"] > 0.2
+
+
+def test_sky_calibration_recovers_a_level_proportional_to_the_transparency():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 200
+    zp = 26.2 + rng.normal(0, 0.1, n) - np.where(np.arange(n) < 20, 3.0, 0.0)  # 20 cloudy alerts
+    fid = rng.choice([1, 2], n)
+    noise = 10 * np.exp(rng.normal(0, 0.1, n))
+    level = np.where(fid == 1, 100.0, 180.0) * 10 ** (0.4 * (zp - 26.2))
+    levels = pd.DataFrame(
+        {
+            "magzpsci": zp,
+            "fid": fid,
+            "nframesref": 15,
+            "exposure": [f"e{i // 10 if i < 20 else i}" for i in range(n)],  # two cloudy exposures of 10
+            "science_level": level,
+            "science_noise": noise,
+            "reference_level": level,
+            "reference_noise": 1.3 * np.sqrt(level / (6.2 * 15)),
+        }
+    )
+    result = realism.sky_calibration(levels)
+    assert abs(result["log10_level_per_zero_point_mag"] - 0.4) < 0.02
+    assert result["cloudy_fraction_alerts"] == 0.1
+    assert result["cloudy_fraction_exposures"] == 2 / 182
+    assert abs(result["reference_noise_over_coadd_poisson_quantiles_25_50_75"][1] - 1.3) < 1e-6
+    assert result["clear_sky_to_noise_median_by_fid"][2] > 1.5 * result["clear_sky_to_noise_median_by_fid"][1]
+
+
+@pytest.mark.realdata
+def test_sky_calibration_of_real_packets(real_folder):
+    result = realism.sky_calibration(realism.raw_cutout_levels([real_folder("ztf_packets")]))
+    assert result["n_alerts"] > 0
+    # ZTF template cutouts are background-matched to the science cutouts.
+    assert 0.9 < result["reference_to_science_level_quantiles_5_50_95"][1] < 1.1
+
+
+def test_linked_groups_join_objects_and_exposures():
+    objects = ["a", "a", "b", "c", "d", "e"]
+    exposures = [1.0, 2.0, 2.0, 3.0, float("nan"), float("nan")]
+    groups = realism.linked_groups(objects, exposures)
+    # a-a by object, a-b by exposure 2; c alone; missing exposures join nothing.
+    assert groups[0] == groups[1] == groups[2]
+    assert len({groups[0], groups[3], groups[4], groups[5]}) == 4
+    assert sorted(set(groups.tolist())) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="lengths"):
+        realism.linked_groups(objects, exposures[:2])
+
+
+def test_cluster_bootstrap_is_wider_when_a_group_holds_many_triplets():
+    rng = np.random.default_rng(3)
+    labels = np.r_[np.zeros(100, int), np.ones(100, int)]
+    scores = rng.normal(size=200) + 0.8 * labels
+    scores[150:] += 2.0  # half of one class shares one group's shift: one draw, not fifty
+    groups = np.r_[np.arange(150), np.full(50, 150)]
+    auc, low, high = realism.bootstrap_auc(labels, scores, seed=0, n_boot=400)
+    auc_g, low_g, high_g = realism.bootstrap_auc(labels, scores, seed=0, n_boot=400, groups=groups)
+    assert auc == auc_g and low_g <= auc_g <= high_g
+    assert high_g - low_g > 1.3 * (high - low)
+
+
+def test_sky_against_packets_groups_real_alerts_by_object_and_exposure(monkeypatch, tmp_path):
+    import pandas as pd
+
+    seen = {}
+    real_candidates = pd.DataFrame({"objectId": ["x", "y", "z"], "jd": [2459000.5, 2459000.5, 2459001.5]})
+    monkeypatch.setattr(
+        realism, "read_simulated_triplets", lambda _: (np.zeros((2, 63, 63, 3)), pd.DataFrame({"source_id": [7, 8]}))
+    )
+    monkeypatch.setattr(
+        realism, "read_real_triplets", lambda _: (np.zeros((3, 63, 63, 3)), real_candidates, pd.DataFrame())
+    )
+    monkeypatch.setattr(realism, "two_sample_test", lambda *a, **k: seen.update(k) or {})
+    realism.sky_against_packets(tmp_path, [tmp_path])
+    assert seen["sim_groups"].tolist() == [7, 8]
+    groups = seen["real_groups"]
+    assert groups[0] == groups[1] != groups[2]  # x and y were seen in one exposure
+
+
+def test_stream_calibration_of_simulated_alerts():
+    from alertlib.alerts import simulate_alert_batch
+
+    raw, table = simulate_alert_batch(4, 0, 120, 0, class_mix="ztf-stream")
+    simulated = realism.stream_calibration(raw, table)
+    assert simulated["n_alerts"] == len(raw) and 0.2 < simulated["negative_fraction"] < 0.8
+    assert simulated["positive_centre_fraction_negative"] > 0.9
+    assert simulated["positive_centre_fraction_positive"] > 0.9
+    flipped = raw.copy()
+    flipped[..., 2] *= -1  # written the other way round, negative subtractions would show negative
+    assert realism.stream_calibration(flipped, table)["positive_centre_fraction_negative"] < 0.1
+
+
+@pytest.mark.realdata
+def test_stream_calibration_of_real_packets(real_folder):
+    triplets, candidates, _ = realism.read_real_triplets([real_folder("ztf_packets")])
+    real = realism.stream_calibration(triplets, candidates)
+    assert real["n_alerts"] == len(triplets) and 0 < real["negative_fraction"] < 1
+    assert real["positive_centre_fraction_negative"] > 0.8
+    assert real["n_on_star"] > 0 and 10 < real["star_magnr_quantiles"][3] < 20

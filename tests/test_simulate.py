@@ -305,3 +305,27 @@ def test_split_by_source_is_stratified_by_label_and_keeps_sources_whole():
     positives = {split: table.iloc[index].query("label == 1")["source_id"].nunique() for split, index in rows.items()}
     assert positives == {"train": 4, "val": 1, "test": 1}
     assert split_by_source(table, seed=3)["test"].tolist() == rows["test"].tolist()  # reproducible
+
+
+def test_fading_variables_give_negative_subtractions_shown_positive():
+    from alertlib.simulate import simulate_alert_arrays
+
+    raw, table = alerts.simulate_alert_batch(7, 0, 200, 0, class_mix="ztf-stream")
+    negative = (table["isdiffpos"] == "f").to_numpy()
+    variable = table["alert_class"].isin(["varstar", "agn"]).to_numpy()
+    # Variables fade below the reference as often as they rise above it; nothing else does.
+    assert 0.3 < negative[variable].mean() < 0.7 and not negative[~variable].any()
+    c = 31
+    box = (slice(c - 2, c + 3), slice(c - 2, c + 3))
+    science = raw[:, box[0], box[1], 0].sum(axis=(1, 2)) - 25 * np.median(raw[..., 0], axis=(1, 2))
+    reference = raw[:, box[0], box[1], 1].sum(axis=(1, 2)) - 25 * np.median(raw[..., 1], axis=(1, 2))
+    difference = raw[:, box[0], box[1], 2].sum(axis=(1, 2))
+    bright = variable & (table["magpsf"].to_numpy() < 18.5)
+    # Fainter than the reference in the science image, and positive in the difference cutout (ZTF
+    # writes a negative subtraction as reference minus science).
+    assert (
+        np.median((science - reference)[bright & negative]) < 0 < np.median((science - reference)[bright & ~negative])
+    )
+    assert (difference[bright & negative] > 0).mean() > 0.9
+    _, again = simulate_alert_arrays(20, seed=3, class_mix="ztf-stream", progress=False, workers=1)
+    assert set(again["isdiffpos"]) <= {"t", "f"}

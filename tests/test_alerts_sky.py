@@ -1,0 +1,58 @@
+"""The simulated background: template sky scaled by the transparency, gain-matched template noise, cloudy exposures."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alertlib import alerts
+
+
+def _observed(n=400, seed=5):
+    rng = np.random.default_rng(seed)
+    sources = alerts.draw_sources(rng, n)
+    return sources, alerts.observe_sources(rng, sources)
+
+
+def test_level_follows_the_template_sky_and_the_transparency():
+    _, observed = _observed()
+    level = observed["sky"].to_numpy()
+    # The template cutout is background-matched to the science one.
+    assert np.array_equal(observed["reference_level"].to_numpy(), level)
+    expected = observed["template_sky"] * 10 ** (0.4 * (observed["magzpsci"] - alerts.ZERO_POINT_MEDIAN))
+    assert np.allclose(level, expected)
+    # r-band skies are brighter than g-band ones relative to the noise (real packets: 17.2 and 10.2).
+    ratio = observed["template_sky"] / alerts.SCIENCE_NOISE_MEDIAN
+    assert ratio[observed["fid"] == 2].median() > 1.3 * ratio[observed["fid"] == 1].median()
+
+
+def test_cloudy_alerts_are_bright_and_keep_their_noise():
+    _, observed = _observed()
+    loss = alerts.ZERO_POINT_MEDIAN - observed["magzpsci"]
+    cloudy = loss > alerts.CLOUD_LOSS_MAG[0] - 0.5
+    assert 0 < cloudy.mean() < alerts.CLOUDY_FRACTION
+    # Detected through the cloud: brighter than the (lowered) limit.
+    assert (observed["true_difference_mag"][cloudy] < observed["diffmaglim"][cloudy]).all()
+    assert observed["diffmaglim"][cloudy].median() < observed["diffmaglim"][~cloudy].median() - 1
+    # The level drops with the transparency, the science noise does not.
+    to_noise = observed["sky"] / observed["noise"]
+    assert to_noise[cloudy].median() < 0.3 * to_noise[~cloudy].median()
+    assert 0.5 < observed["noise"][cloudy].median() / observed["noise"][~cloudy].median() < 2
+
+
+def test_template_noise_is_gain_matched_like_its_level():
+    from alertlib.realism import triplet_statistics
+
+    rng = np.random.default_rng(7)
+    sources = alerts.draw_sources(rng, 300)
+    observed = alerts.observe_sources(rng, sources)
+    triplets, _ = alerts.render_batch(rng, sources, observed)
+    stats = triplet_statistics(triplets / np.sqrt((triplets**2).sum(axis=(1, 2), keepdims=True)))
+    loss = alerts.ZERO_POINT_MEDIAN - observed["magzpsci"].to_numpy()
+    cloudy = loss > 0.5
+    assert cloudy.any()
+    # Template noise-to-level does not depend on the transparency (noise and level scale alike) ...
+    ratio = stats["reference_noise_to_level"].to_numpy()
+    assert 0.5 < np.median(ratio[cloudy]) / np.median(ratio[~cloudy]) < 2
+    # ... while the science cutout's does: its noise is the exposure's own.
+    science = stats["science_noise_to_level"].to_numpy()
+    assert np.median(science[cloudy]) > 3 * np.median(science[~cloudy])
