@@ -136,7 +136,8 @@ def stream_calibration(triplets: np.ndarray, candidates: pd.DataFrame) -> dict:
     science, so the source shows positive either way); and, for alerts on a star (a Pan-STARRS
     source with ``sgscore1`` > 0.5 within 1.5 arcsec), quantiles (5, 10, 25, 50, 75, 90, 95%) of the
     star's magnitude in the reference (``magnr``), of ``magpsf``, and of the difference flux over
-    the star's.
+    the star's; and the quantiles and robust spread of the detection limit (``diffmaglim``) in clear
+    exposures (zero point within a magnitude of the median).
     """
     sign = candidates["isdiffpos"].astype(str).str.lower().str[0].to_numpy()
     negative = np.isin(sign, ["f", "0"])
@@ -154,6 +155,14 @@ def stream_calibration(triplets: np.ndarray, candidates: pd.DataFrame) -> dict:
         "positive_centre_fraction_negative": share(negative),
         "positive_centre_fraction_positive": share(~negative),
     }
+    if "diffmaglim" in candidates and "magzpsci" in candidates:
+        zero_point = pd.to_numeric(candidates["magzpsci"], errors="coerce")
+        limit = pd.to_numeric(candidates["diffmaglim"], errors="coerce")
+        clear = (zero_point.median() - zero_point <= 1.0).to_numpy() & limit.notna().to_numpy()
+        if clear.any():  # exposures within a magnitude of the median zero point: no thick cloud
+            values = limit.to_numpy(float)[clear]
+            result["clear_diffmaglim_quantiles"] = np.percentile(values, [5, 10, 25, 50, 75, 90, 95]).tolist()
+            result["clear_diffmaglim_robust_sigma"] = float(1.4826 * np.median(np.abs(values - np.median(values))))
     columns = ("magnr", "magpsf", "sgscore1", "distpsnr1")
     if all(c in candidates for c in columns):  # real packets; the simulated table has no magnr
         number = {c: pd.to_numeric(candidates[c], errors="coerce") for c in columns}
