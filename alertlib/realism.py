@@ -8,12 +8,16 @@ channel, and whether the reference shows an extended host around the candidate.
 ``field_calibration`` measures on real packets what the simulated field (star density by galactic
 latitude, crowding) was calibrated on: ``nmtchps`` by latitude and the reference noise correlation
 in sparse fields. ``sky_calibration`` measures on the raw cutouts (``raw_cutout_levels``) what the
-simulated background levels, noises and cloudy exposures were calibrated on.
+simulated background levels, noises and cloudy exposures were calibrated on; ``stream_calibration``
+the share of negative subtractions and how they are written, the stars under alerts, and the
+detection limits of clear exposures.
 
 ``two_sample_test`` trains classifiers to tell simulated from real triplets and reports their
 held-out (cross-validated) ROC AUC with a bootstrap interval: 0.5 means the classifier cannot tell
 them apart. Two classifiers look from two sides: a small CNN on the pixels, and gradient-boosted
 trees on the calibration statistics; the reported ``auc`` is the larger (the stronger critic).
+Folds and bootstrap keep groups whole: each simulated source, and for real alerts each ZTF object
+and each exposure (``linked_groups``), since alerts of one exposure share its sky and seeing.
 
 Real triplets are read with ``alertlib.packets.load_triplets``; simulated ones from a folder in the
 BTS release layout (``alertlib simulate alerts``).
