@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 CHANNELS = ("science", "reference", "difference")
+QUANTILES = [5, 10, 25, 50, 75, 90, 95]  # percentiles the calibration functions report
 # The statistics the simulator was calibrated on, compared and drawn beside real packets.
 CALIBRATION_STATISTICS = (
     "science_noise_to_level",
@@ -165,19 +166,18 @@ def stream_calibration(triplets: np.ndarray, candidates: pd.DataFrame) -> dict:
         clear = (zero_point.median() - zero_point <= 1.0).to_numpy() & limit.notna().to_numpy()
         if clear.any():  # exposures within a magnitude of the median zero point: no thick cloud
             values = limit.to_numpy(float)[clear]
-            result["clear_diffmaglim_quantiles"] = np.percentile(values, [5, 10, 25, 50, 75, 90, 95]).tolist()
+            result["clear_diffmaglim_quantiles"] = np.percentile(values, QUANTILES).tolist()
             result["clear_diffmaglim_robust_sigma"] = float(1.4826 * np.median(np.abs(values - np.median(values))))
     columns = ("magnr", "magpsf", "sgscore1", "distpsnr1")
     if all(c in candidates for c in columns):  # real packets; the simulated table has no magnr
         number = {c: pd.to_numeric(candidates[c], errors="coerce") for c in columns}
         on_star = ((number["sgscore1"] > 0.5) & number["distpsnr1"].between(0, 1.5) & (number["magnr"] > 0)).to_numpy()
-        quantiles = [5, 10, 25, 50, 75, 90, 95]
         magnr, magpsf = number["magnr"].to_numpy(float)[on_star], number["magpsf"].to_numpy(float)[on_star]
         result["n_on_star"] = int(on_star.sum())
         if on_star.any():
-            result["star_magnr_quantiles"] = np.percentile(magnr, quantiles).tolist()
-            result["star_magpsf_quantiles"] = np.percentile(magpsf, quantiles).tolist()
-            result["star_flux_ratio_quantiles"] = np.percentile(10 ** (-0.4 * (magpsf - magnr)), quantiles).tolist()
+            result["star_magnr_quantiles"] = np.percentile(magnr, QUANTILES).tolist()
+            result["star_magpsf_quantiles"] = np.percentile(magpsf, QUANTILES).tolist()
+            result["star_flux_ratio_quantiles"] = np.percentile(10 ** (-0.4 * (magpsf - magnr)), QUANTILES).tolist()
     return result
 
 
@@ -207,7 +207,7 @@ def field_calibration(candidates: pd.DataFrame, statistics: pd.DataFrame) -> dic
     sparse = nmtchps <= 5
     return {
         "nmtchps_by_abs_latitude": by_latitude,
-        "nmtchps_quantiles_5_10_25_50_75_90_95": np.nanpercentile(nmtchps, [5, 10, 25, 50, 75, 90, 95]).tolist(),
+        "nmtchps_quantiles_5_10_25_50_75_90_95": np.nanpercentile(nmtchps, QUANTILES).tolist(),
         "reference_noise_corr_median_sparse": float(np.median(correlation[sparse])),
         "reference_noise_corr_spearman_nmtchps": float(spearmanr(correlation, nmtchps, nan_policy="omit")[0]),
     }
@@ -219,7 +219,7 @@ def raw_cutout_levels(paths) -> pd.DataFrame:
     One row per ZTF alert of the packet files or folders ``paths`` whose three cutouts decode:
     ``{channel}_level`` and ``{channel}_noise`` for science, reference and difference (zero and NaN
     pixels, the padding at chip edges, left out), with ``magzpsci``, ``fid``, ``nframesref``,
-    ``nmtchps`` and ``exposure`` (the difference image's file name up to the field, one per exposure).
+    ``nmtchps``, ``jd`` and ``exposure`` (:func:`exposure_of`).
     """
     from .packets import PacketError, decode_stamp_fast, expand_paths, read_packet_file
 
@@ -230,9 +230,7 @@ def raw_cutout_levels(paths) -> pd.DataFrame:
             if alert.survey != "ztf" or any(alert.cutouts.get(c) is None for c in CHANNELS):
                 continue
             fields = alert.fields
-            row = {key: fields.get(key) for key in ("objectId", "magzpsci", "fid", "nframesref", "nmtchps")}
-            row["exposure"] = str(fields.get("pdiffimfilename", "")).split("_")[1:3]
-            row["exposure"] = "_".join(row["exposure"])
+            row = {key: fields.get(key) for key in ("objectId", "jd", "magzpsci", "fid", "nframesref", "nmtchps")}
             try:
                 for channel in CHANNELS:
                     image = decode_stamp_fast(alert.cutouts[channel]).astype(np.float64)
@@ -246,6 +244,7 @@ def raw_cutout_levels(paths) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     for column in ("magzpsci", "fid", "nframesref", "nmtchps"):
         table[column] = pd.to_numeric(table[column], errors="coerce")
+    table["exposure"] = exposure_of(table)
     return table
 
 

@@ -350,16 +350,20 @@ def cached_sky(kind: str, size: int, seed: int, progress: bool = True, **options
     return simulate_alerts(size, seed, folder, progress=progress, **options)
 
 
+def _profile_seed(config: dict) -> int:
+    """The seed of a profile's simulated sky: its ``simulate:`` block's, else the profile's."""
+    return int(config["simulate"].get("seed", config.get("seed", 0)))
+
+
 def sky_from_profile(config: dict, progress: bool = True) -> dict[str, Path]:
     """The galaxy and alert data sets a study profile asks for (its ``simulate:`` block), cached."""
     settings = config.get("simulate")
     if not settings:
         raise KeyError(f"profile {config.get('profile')!r} has no 'simulate:' block in alertlib/profiles.yaml")
-    seed = int(settings.get("seed", config.get("seed", 0)))
     galaxies = cached_sky(
         "galaxies",
         int(settings["n_galaxies"]),
-        seed,
+        _profile_seed(config),
         progress=progress,
         image_size=int(settings.get("image_size", 64)),
         n_volunteers=int(settings.get("n_volunteers", 40)),
@@ -374,7 +378,7 @@ def alert_sky_from_profile(config: dict, class_mix: str | None = None, progress:
     return cached_sky(
         "alerts",
         int(settings["n_sources"]),
-        int(settings.get("seed", config.get("seed", 0))),
+        _profile_seed(config),
         progress=progress,
         max_alerts=int(settings.get("max_alerts", 8)),
         n_max=int(settings.get("n_max", 100)),
