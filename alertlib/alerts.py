@@ -31,13 +31,16 @@ For each alert (all on an 80x80 canvas in Fourier space, then cropped to 63x63 a
   faint field);
 - the **science** image has the epoch's PSF, photon and read noise, and the transient; its background
   level is the template's sky scaled by the exposure's transparency, which drops by magnitudes in the
-  few exposures taken through cloud (where only bright sources are still detected);
+  few exposures taken through cloud (where only bright sources are still detected, and the patchy
+  transparency miscalibrates every static source in the cutout, so bright stars alert on it);
 - the **difference** is a ZOGY subtraction (Zackay, Ofek & Gal-Yam 2016; ZTF's method), whitened
   with both images' noise spectra so that its noise is white as in real ZTF difference cutouts, made
   with PSF models whose widths carry a small error and after a small misregistration, plus a small
   residual background: these errors leave realistic residuals around bright stars and galaxy
   nuclei. Bogus alerts are made of large such errors (dipoles, PSF-mismatch rings) or of
-  science-only defects (cosmic rays, hot pixels, bad columns, ghosts).
+  science-only defects (cosmic rays, hot pixels, bad columns, ghosts);
+- masked pixels (NaN in packets, zero after NaN -> 0) are shared by the three cutouts: strips where
+  a stamp runs off the chip and blocks around saturated stars and bad pixels.
 
 Labels follow the BTS: ``label`` = 1 when the source is a real extragalactic transient (``sn`` or
 ``nuclear``) whose light curve peaks at 18.5 mag or brighter; a single epoch's brightness does not
@@ -91,22 +94,45 @@ TEMPLATE_SKY_SPREAD = 0.4
 # CLOUDY_FRACTION (21.8% of the real packets' alerts are; they come from 7 of 195 exposures, 3.6%,
 # one of which flooded 51 alerts), its loss uniform in CLOUD_LOSS_MAG; an alert is taken through the
 # cloud only when its source is still detected through the loss (its zero point and detection limit
-# lower by the loss), so only bright alerts are: 4.8% of the simulated alerts (bts mix), 7.8%
-# (ztf-stream mix).
+# lower by the loss), so only bright alerts are, and bright stars alert on the miscalibration
+# (CLOUD_CALIBRATION_ERROR): 5.2% of the simulated alerts (bts mix), 17.5% (ztf-stream mix).
 CLOUDY_FRACTION, CLOUD_LOSS_MAG = 0.22, (1.0, 4.4)
+# Under thick cloud the transparency is patchy, and the exposure's photometric calibration is wrong
+# by a fraction that varies over the field but hardly over one cutout: every static source in the
+# cutout (the star on the candidate, its neighbours, a host) leaves a residual of that fraction in
+# the difference, of either sign. In the real packets the 51 alerts of one exposure taken through
+# 3.9 mag of cloud lie on bright stars (magnr 12.6-15.0, 10-90%) whose difference flux is 0.20-0.56
+# of the star's, 31 of them positive and 20 negative, and their difference cutouts show the
+# neighbouring stars too. The error is normal with a standard deviation of CLOUD_CALIBRATION_ERROR
+# per magnitude of loss.
+CLOUD_CALIBRATION_ERROR = 0.08
 # The template's noise: the Poisson noise of its co-added sky (nframesref frames of the template's
 # sky), times an excess (resampling, faint confusion) lognormal around REFERENCE_NOISE_EXCESS,
 # gain-matched to the science image like its level. Real packets: reference noise over
 # sqrt(level / (gain nframesref)) has median 1.35 (quartiles 1.17-1.74) in counts; in the
 # simulator's count units, whose science noise is lower than the packets' for the same sky-to-noise,
-# 0.95 gives the real median reference noise-to-level (g 0.014, r 0.009), and its spread is set by
+# 0.78 gives the real median reference noise-to-level in sparse fields (nmtchps < 20: 0.0106 for
+# the ztf-stream mix against the packets' 0.0100; 0.95 gave 0.0125), and its spread is set by
 # the real reference noise-to-level's per band (lognormal 0.18-0.28, which the template sky's own
 # scatter is part of). nframesref: 15 for most alerts, more (up to 40) for 27% (40% of the alerts,
 # 27% with the 51 alerts of one exposure counted once).
-REFERENCE_NOISE_EXCESS, REFERENCE_NOISE_SPREAD = 0.95, 0.15
+REFERENCE_NOISE_EXCESS, REFERENCE_NOISE_SPREAD = 0.78, 0.15
 REFERENCE_FRAMES, REFERENCE_FRAMES_MORE, REFERENCE_FRAMES_MAX = 15, 0.27, 40
 REFERENCE_BETA = 2.5  # co-added references have broad PSF wings
+# The reference's PSF FWHM (pixels), lognormal per source: with it the mean radial profile of the
+# reference around bright stars (magnr 12-15.5) matches the real packets' to 0.01 of the peak at
+# every radius, and the ring/core light ratio (reference_extent) their median 0.20.
+REFERENCE_FWHM_MEDIAN_PX = 2.0
 DIFFERENCE_LIMIT_MEDIAN, DIFFERENCE_LIMIT_SPREAD = 19.5, 0.6
+# Variable stars: mean magnitudes from the field's star counts (STAR_COUNT_SLOPE) over
+# VARIABLE_STAR_MAGS, fractional amplitudes from dN/dA ~ A^-VARIABILITY_INDEX over VARIABILITY_RANGE.
+# Real stream alerts on a star (alertlib.realism.stream_calibration) have |difference| flux over the
+# star's of 0.07/0.12/0.39 (10/50/90%) for magnr 14-16 and 0.18/0.37/0.72 for 17.5-19, and lie
+# 1.24/2.22/4.28 mag (50/75/95%) inside their limits; amplitudes uniform over 0.03-0.8 and stars
+# uniform over 12-20 mag gave 0.11/0.30/0.62, 0.22/0.41/0.66 and 2.2/3.9/6.0 mag, these give
+# 0.07/0.18/0.55, 0.16/0.35/0.66 and 1.0/2.0/4.2 mag.
+VARIABLE_STAR_SLOPE, VARIABLE_STAR_MAGS = 0.1, (12.0, 21.0)
+VARIABILITY_INDEX, VARIABILITY_RANGE = 1.5, (0.03, 1.0)
 SUBTRACTION_RESIDUAL = 0.02  # PSF-fit error on a source present in the reference, per unit of its flux
 # Width (pixels) of the Gaussian that correlates the reference's noise like a co-add of resampled
 # epochs, lognormal per source; lag-1 correlation exp(-1 / (4 sigma^2)), small. In the real
@@ -121,6 +147,14 @@ DIFFERENCE_BACKGROUND_SPREAD = 0.08
 # The subtraction's errors on good alerts: relative error of the PSF model's width, and misregistration
 # (pixels, per axis); bogus dipoles and PSF-mismatch rings are made of much larger ones.
 PSF_MODEL_ERROR, REGISTRATION_ERROR_PX = 0.025, 0.04
+# Masked pixels: in the real packets 50 of 285 ZTF alerts have zero (NaN) regions, the same in all three
+# cutouts: 23 a strip along a side, where the stamp runs off the chip (7-34 pixels deep), and 28 one or
+# more masked blocks of 5-29 pixels a side (around saturated stars and bad pixels), none on the
+# candidate. A stamp has a strip with probability MASKED_STRIP_FRACTION, and 1-3 blocks with
+# probability MASKED_BLOCK_FRACTION (depths and sides uniform over the ranges, upper bound excluded;
+# strips stop short of the candidate, which is on the chip).
+MASKED_STRIP_FRACTION, MASKED_STRIP_DEPTH_PX = 0.08, (5, 30)
+MASKED_BLOCK_FRACTION, MASKED_BLOCK_SIDE_PX = 0.10, (5, 23)
 SEEING_MEDIAN_PX, SEEING_SPREAD = 2.2, 0.35
 
 # The field around every candidate: stars of the Milky Way and faint galaxies, far below the
@@ -206,15 +240,19 @@ def draw_sources(rng: np.random.Generator, n: int, class_mix: str = "bts") -> pd
             "rise_days": rng.uniform(3.0, 8.0, n) * np.where(alert_class == 1, 2.0, 1.0),
             "fall_days": rng.uniform(15.0, 45.0, n) * np.where(alert_class == 1, 2.0, 1.0),
             "peak_time": rng.uniform(0.0, 90.0, n),
-            # Variable star mean (bright star for bogus) and fractional amplitude (varstar, AGN): the
-            # stars of real stream alerts on a star have magnr 12.7-19.2 (5-95%, median 15.4), their
-            # |difference| flux 0.06-0.79 of it (median 0.20) (alertlib.realism.stream_calibration);
-            # these ranges give 12.3-19.3 (median 15.7) and 0.03-0.67 (median 0.27) for detected ones.
-            "star_mag": rng.uniform(12.0, 20.0, n),
-            "variability": rng.uniform(0.03, 0.8, n),
+            # Variable star mean (bright star for bogus) and fractional amplitude (varstar; AGN: uniform).
+            # Stars are drawn from the field's star counts and amplitudes from a steep power law, most
+            # stars varying little: the detected ones then sit near their limits, as real stream alerts
+            # on stars do (see VARIABLE_STAR_MAGS).
+            "star_mag": _power_law_magnitudes(rng, VARIABLE_STAR_SLOPE, VARIABLE_STAR_MAGS, n),
+            "variability": np.where(
+                alert_class == ALERT_CLASSES.index("varstar"),
+                _power_law(rng, VARIABILITY_INDEX, VARIABILITY_RANGE, n),
+                rng.uniform(0.03, 0.8, n),
+            ),
             "period_days": np.exp(rng.uniform(np.log(0.3), np.log(60.0), n)),
             "nucleus_fraction": rng.uniform(0.05, 0.6, n),  # AGN point source / host light
-            "reference_fwhm": np.clip(_lognormal(rng, 2.3, 0.15, n), 1.5, 3.5),
+            "reference_fwhm": np.clip(_lognormal(rng, REFERENCE_FWHM_MEDIAN_PX, 0.15, n), 1.5, 3.5),
         }
     )
     for column, values in _sky_positions(rng, alert_class).items():
@@ -306,6 +344,11 @@ def observe_sources(
     # each exposure counted once), moon, seeing and airmass making most epochs shallower than ZTF's
     # best, 20.5 to 21.
     limit = rng.normal(DIFFERENCE_LIMIT_MEDIAN, DIFFERENCE_LIMIT_SPREAD, (n, epochs))
+    # Cloud (CLOUDY_FRACTION of the epochs): the limit is shallower by the loss, and the calibration
+    # is wrong by a patchy-transparency error that a star's measured change includes.
+    cloudy = rng.random((n, epochs)) < CLOUDY_FRACTION
+    cloud_loss = np.where(cloudy, rng.uniform(*CLOUD_LOSS_MAG, (n, epochs)), 0.0)
+    calibration_error = rng.normal(0.0, 1.0, (n, epochs)) * CLOUD_CALIBRATION_ERROR * cloud_loss
     star_flux_mag = sources["star_mag"].to_numpy()[:, None]
     # Difference magnitude (the flux added since the reference) at each epoch, by class.
     light = _peak_normalised_light_curve(
@@ -317,12 +360,12 @@ def observe_sources(
     transient_mag = sources["peakmag_true"].to_numpy()[:, None] - 2.5 * np.log10(np.maximum(light, 1e-12))
     phase = rng.uniform(0, 2 * np.pi, (n, 1))
     periodic = np.sin(2 * np.pi * times / sources["period_days"].to_numpy()[:, None] + phase)
-    var_flux = sources["variability"].to_numpy()[:, None] * periodic  # relative to mean
+    var_flux = sources["variability"].to_numpy()[:, None] * periodic + calibration_error  # relative to mean
     var_mag = star_flux_mag - 2.5 * np.log10(np.maximum(np.abs(var_flux), 1e-12))
     host_mag = sources["host_mag"].to_numpy()[:, None]
     nucleus_mag = host_mag - 2.5 * np.log10(sources["nucleus_fraction"].to_numpy()[:, None])
     slow = np.sin(2 * np.pi * times / 97.0 + phase) + 0.5 * np.sin(2 * np.pi * times / 23.0 + 2 * phase)
-    agn_flux = 0.25 * sources["variability"].to_numpy()[:, None] * slow
+    agn_flux = 0.25 * sources["variability"].to_numpy()[:, None] * slow + calibration_error
     agn_mag = nucleus_mag - 2.5 * np.log10(np.maximum(np.abs(agn_flux), 1e-12))
     one_off_mag = rng.uniform(16.5, 20.3, (n, epochs))  # asteroids and bogus detections
     c = cls[:, None]
@@ -335,7 +378,7 @@ def observe_sources(
     residual = SUBTRACTION_RESIDUAL * _lognormal(rng, 1.0, 0.5, (n, epochs))
     change = np.select([c == 2, c == 3], [np.abs(agn_flux), np.abs(var_flux)], np.inf)
     # Asteroids are seen once; bogus detections of a source recur a few times.
-    detected = (difference_mag < limit) & (change >= 5 * residual)
+    detected = (difference_mag < limit - cloud_loss) & (change >= 5 * residual)
     one_off = cls >= 4
     first = np.argmax(detected, axis=1)
     rank = np.cumsum(detected, axis=1)
@@ -361,13 +404,9 @@ def observe_sources(
     # The template's sky per source and band (g, r), at the nominal zero point.
     template_sky = SCIENCE_NOISE_MEDIAN * _lognormal(rng, 1.0, TEMPLATE_SKY_SPREAD, (n, 2))
     template_sky *= np.array([TEMPLATE_SKY_TO_NOISE[1], TEMPLATE_SKY_TO_NOISE[2]])
-    # Transparency: the zero point scatters from night to night; some exposures are taken through
-    # cloud, if the source is still detected through it.
+    # Transparency: the zero point scatters from night to night, and drops by the cloud's loss.
     clear_zp = rng.normal(ZERO_POINT_MEDIAN, 0.15, m)
-    margin = limit[rows, cols] - difference_mag[rows, cols]
-    cloud_loss = rng.uniform(*CLOUD_LOSS_MAG, m)
-    cloud_loss = np.where((rng.random(m) < CLOUDY_FRACTION) & (cloud_loss < margin), cloud_loss, 0.0)
-    magzpsci = clear_zp - cloud_loss
+    magzpsci = clear_zp - cloud_loss[rows, cols]
     transmission = 10 ** (0.4 * (magzpsci - ZERO_POINT_MEDIAN))
     level = template_sky[rows, fid - 1] * transmission
     alerts = pd.DataFrame(
@@ -378,7 +417,8 @@ def observe_sources(
             "true_difference_mag": difference_mag[rows, cols],
             "difference_sign": np.where(difference_sign[rows, cols] < 0, -1, 1),
             "subtraction_residual": np.where(np.isin(cls[rows], [2, 3]), residual[rows, cols], 0.0),
-            "diffmaglim": limit[rows, cols] - cloud_loss,
+            "diffmaglim": limit[rows, cols] - cloud_loss[rows, cols],
+            "calibration_error": calibration_error[rows, cols],
             "ndethist": ndethist[rows, cols],
             "fid": fid,
             "fwhm_px": np.clip(_lognormal(rng, SEEING_MEDIAN_PX, SEEING_SPREAD, m), 1.0, 6.0),
@@ -469,6 +509,12 @@ def _add_points(spectra, flux, x, y):
     rows = np.nonzero(flux != 0)[0]
     if rows.size:
         spectra[rows] += _point_spectrum(flux[rows], x[rows], y[rows])
+
+
+def _power_law(rng, index, bounds, size) -> np.ndarray:
+    """Values drawn from dN/dx ~ x^-index between ``bounds`` (index != 1)."""
+    low, high = np.asarray(bounds, dtype=np.float64) ** (1.0 - index)
+    return (low + rng.random(size) * (high - low)) ** (1.0 / (1.0 - index))
 
 
 def _power_law_magnitudes(rng, slope, bounds, size) -> np.ndarray:
@@ -622,6 +668,9 @@ def render_batch(
 
     # Static scene (host + field + quiescent central star / nucleus), in the alert's band.
     static = host_spectrum[src, band] * to_counts(0.0).astype(np.float32)[:, None, None]
+    # The science image's static sources are off by the exposure's calibration error (cloudy exposures,
+    # observe_sources); the candidate's own error is in its change already.
+    miscalibrated = static * alerts["calibration_error"].to_numpy().astype(np.float32)[:, None, None]
     central_flux = np.where(central_star[src], to_counts(central_star_mag[src]), 0.0)
     central_flux += np.where(nucleus[src], to_counts(np.nan_to_num(nucleus_mag[src], nan=99.0)), 0.0)
     _add_points(static, central_flux, cand_x[src], cand_y[src])
@@ -650,7 +699,7 @@ def render_batch(
         blob = render.gaussian_transfer(ghost_width[g], canvas)
         changed[g] += _point_spectrum(ghost_flux, cand_x[src][g], cand_y[src][g]) * blob
 
-    science_model = render.irfft2((static + changed) * sci_transfer, canvas)
+    science_model = render.irfft2((static + changed + miscalibrated) * sci_transfer, canvas)
     reference_model = render.irfft2(static * ref_transfer, canvas)
 
     # Noise: science per epoch; reference one deep realisation per source and band.
@@ -737,14 +786,32 @@ def render_batch(
     triplets = np.empty((n_alerts, STAMP_SIZE, STAMP_SIZE, 3), dtype=np.float32)
     for channel, image in enumerate((science, reference_cutout, difference)):
         triplets[..., channel] = image[:, crop, crop]
-    # Stamps at chip edges: the part off the chip is missing, zero after padding at the bottom/right.
-    edge = rng.random(n_alerts) < 0.04
-    for index in np.nonzero(edge)[0]:
-        keep = rng.integers(20, STAMP_SIZE)
-        if rng.random() < 0.5:
-            triplets[index, keep:, :, :] = 0.0
+    # Masked pixels, NaN in the packets and zero after NaN -> 0, the same in all three cutouts: the part
+    # of a stamp off the chip (a strip along any side), and masked blocks (around saturated stars,
+    # bad pixels), never on the candidate itself. See MASKED_STRIP_FRACTION.
+    strip = rng.random(n_alerts) < MASKED_STRIP_FRACTION
+    for index in np.nonzero(strip)[0]:
+        depth = rng.integers(*MASKED_STRIP_DEPTH_PX)
+        side = rng.integers(4)
+        if side == 0:
+            triplets[index, :depth] = 0.0
+        elif side == 1:
+            triplets[index, -depth:] = 0.0
+        elif side == 2:
+            triplets[index, :, :depth] = 0.0
         else:
-            triplets[index, :, keep:, :] = 0.0
+            triplets[index, :, -depth:] = 0.0
+    blocks = np.where(rng.random(n_alerts) < MASKED_BLOCK_FRACTION, rng.integers(1, 4, n_alerts), 0)
+    middle = STAMP_SIZE // 2
+    for index in np.nonzero(blocks)[0]:
+        for _ in range(blocks[index]):
+            height, width = rng.integers(*MASKED_BLOCK_SIDE_PX, 2)
+            while True:  # a corner anywhere, the block clipped by the stamp, clear of the candidate
+                top = rng.integers(-height // 2, STAMP_SIZE - height // 2)
+                left = rng.integers(-width // 2, STAMP_SIZE - width // 2)
+                if not (top - 3 <= middle < top + height + 3 and left - 3 <= middle < left + width + 3):
+                    break
+            triplets[index, max(top, 0) : top + height, max(left, 0) : left + width] = 0.0
 
     # --- measurements ------------------------------------------------------------------------------
     true_flux = to_counts(alerts["true_difference_mag"].to_numpy())

@@ -56,3 +56,46 @@ def test_template_noise_is_gain_matched_like_its_level():
     # ... while the science cutout's does: its noise is the exposure's own.
     science = stats["science_noise_to_level"].to_numpy()
     assert np.median(science[cloudy]) > 3 * np.median(science[~cloudy])
+
+
+def test_cloudy_exposures_miscalibrate_every_static_source_in_the_cutout():
+    rng = np.random.default_rng(11)
+    sources = alerts.draw_sources(rng, 400, class_mix="ztf-stream")
+    observed = alerts.observe_sources(rng, sources)
+    error = observed["calibration_error"].to_numpy()
+    cloudy = (alerts.ZERO_POINT_MEDIAN - observed["magzpsci"].to_numpy()) > alerts.CLOUD_LOSS_MAG[0] - 0.5
+    assert cloudy.any() and (~cloudy).any()
+    # Only cloudy exposures are miscalibrated, by either sign.
+    assert np.all(error[~cloudy] == 0)
+    assert (error[cloudy] > 0).any() and (error[cloudy] < 0).any()
+    # The error scales the science image's static scene: rendered again without it (same random
+    # draws), the science cutouts differ by the error times the scene, which the reference shows.
+    calibrated = observed.assign(calibration_error=0.0)
+    triplets, _ = alerts.render_batch(np.random.default_rng(1), sources, observed)
+    unchanged, _ = alerts.render_batch(np.random.default_rng(1), sources, calibrated)
+    change = triplets[..., 0] - unchanged[..., 0]
+    assert np.all(change[~cloudy] == 0)
+    large = np.flatnonzero(cloudy & (np.abs(error) > 0.1))
+    assert large.size >= 3
+    far = np.ones((63, 63), bool)
+    far[27:36, 27:36] = False  # the candidate's own change is in observe_sources' magnitudes instead
+    correlations = []
+    for index in large:
+        scaled = change[index] / error[index]
+        reference = triplets[index, ..., 1] - np.median(triplets[index, ..., 1])
+        correlations.append(np.corrcoef(reference[far], scaled[far])[0, 1])
+    assert np.median(correlations) > 0.5
+
+
+def test_masked_pixels_are_shared_by_the_three_cutouts_and_spare_the_candidate():
+    rng = np.random.default_rng(13)
+    sources = alerts.draw_sources(rng, 400)
+    observed = alerts.observe_sources(rng, sources)
+    triplets, _ = alerts.render_batch(rng, sources, observed)
+    zero = triplets == 0
+    assert np.array_equal(zero[..., 0], zero[..., 1]) and np.array_equal(zero[..., 0], zero[..., 2])
+    masked = zero[..., 0].any(axis=(1, 2))
+    expected = 1 - (1 - alerts.MASKED_STRIP_FRACTION) * (1 - alerts.MASKED_BLOCK_FRACTION)
+    assert abs(masked.mean() - expected) < 0.05
+    centre = 63 // 2
+    assert not zero[:, centre - 2 : centre + 3, centre - 2 : centre + 3].any()
