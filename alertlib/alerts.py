@@ -504,6 +504,15 @@ def _point_spectrum(flux, x, y):
     return (np.asarray(flux, dtype=np.float32)[:, None, None] * _PIXEL) * phase
 
 
+def _add_candidate(spectra, flux, x, y, fwhm, beta):
+    """Add PSF-convolved, pixel-sampled points (render.moffat_point_spectrum) where ``flux`` is non-zero (in place)."""
+    rows = np.nonzero(flux != 0)[0]
+    if rows.size:
+        spectra[rows] += render.moffat_point_spectrum(
+            flux[rows], x[rows], y[rows], fwhm[rows], beta[rows], (CANVAS, CANVAS)
+        )
+
+
 def _add_points(spectra, flux, x, y):
     """Add points to the spectra of the images whose ``flux`` is non-zero (in place)."""
     rows = np.nonzero(flux != 0)[0]
@@ -673,7 +682,7 @@ def render_batch(
     miscalibrated = static * alerts["calibration_error"].to_numpy().astype(np.float32)[:, None, None]
     central_flux = np.where(central_star[src], to_counts(central_star_mag[src]), 0.0)
     central_flux += np.where(nucleus[src], to_counts(np.nan_to_num(nucleus_mag[src], nan=99.0)), 0.0)
-    _add_points(static, central_flux, cand_x[src], cand_y[src])
+    # (The point source on the candidate is added below, already convolved: see _candidate_spectra.)
 
     # What changed since the reference: the transient, the variable part, an asteroid.
     a_cls = cls[src]
@@ -682,7 +691,7 @@ def render_batch(
     sign = alerts["difference_sign"].to_numpy()
     changed = np.zeros_like(static)
     # A fading variable star or AGN is fainter in the science image than in the reference.
-    _add_points(changed, np.where(a_cls == 4, 0.0, sign * new_flux), cand_x[src], cand_y[src])
+    candidate_change = np.where(a_cls == 4, 0.0, sign * new_flux)
     trailed = (a_cls == 4) & (rng.random(n_alerts) < 0.4)
     trail_length = np.where(trailed, rng.uniform(2.0, 8.0, n_alerts), 0.0)
     trail_angle = rng.uniform(0, np.pi, n_alerts)
@@ -699,8 +708,16 @@ def render_batch(
         blob = render.gaussian_transfer(ghost_width[g], canvas)
         changed[g] += _point_spectrum(ghost_flux, cand_x[src][g], cand_y[src][g]) * blob
 
-    science_model = render.irfft2((static + changed + miscalibrated) * sci_transfer, canvas)
-    reference_model = render.irfft2(static * ref_transfer, canvas)
+    science_spectrum = (static + changed + miscalibrated) * sci_transfer
+    reference_spectrum = static * ref_transfer
+    # The candidate's point source (the star or nucleus, and its change) is the brightest thing in
+    # most cutouts: drawn with its PSF's aliases folded in, so it does not ring (render.moffat_point_spectrum).
+    _add_candidate(science_spectrum, central_flux + candidate_change, cand_x[src], cand_y[src], fwhm, beta)
+    _add_candidate(
+        reference_spectrum, central_flux, cand_x[src], cand_y[src], ref_fwhm, np.full(n_alerts, REFERENCE_BETA)
+    )
+    science_model = render.irfft2(science_spectrum, canvas)
+    reference_model = render.irfft2(reference_spectrum, canvas)
 
     # Noise: science per epoch; reference one deep realisation per source and band.
     sky = alerts["sky"].to_numpy()

@@ -93,6 +93,33 @@ def test_point_source_in_fourier_space_matches_galsim():
     assert np.abs(ours[core] / theirs[core] - 1).max() < 0.07
 
 
+@pytest.mark.parametrize("fwhm, beta", [(1.6, 2.5), (2.2, 3.0), (3.0, 4.0)])
+def test_candidate_point_with_folded_aliases_matches_galsim_without_ringing(fwhm, beta):
+    """The candidate's point source (render.moffat_point_spectrum): the sampled PSF, with no cross of
+    stripes along its row and column, which cutting the transform at the Nyquist frequency leaves."""
+    canvas = (SIZE, SIZE)
+    x, y = 20.3, 25.7
+    ours = render.irfft2(render.moffat_point_spectrum(1000.0, [x], [y], [fwhm], [beta], canvas), canvas)[0]
+    star = galsim.Moffat(beta=beta, fwhm=fwhm, flux=1000.0, gsparams=ACCURATE)
+    theirs = star.drawImage(nx=SIZE, ny=SIZE, scale=1.0, offset=(x - CENTRE, y - CENTRE)).array
+    assert abs(ours.sum() / theirs.sum() - 1) < 0.001
+    core = theirs > 0.05 * theirs.max()
+    assert np.abs(ours[core] / theirs[core] - 1).max() < 0.01  # the unfolded transform: up to 7%
+    assert np.abs(ours - theirs).max() < 5e-4 * theirs.max()
+    # Along the star's row, far from it: the unfolded transform rings there, the folded one does not.
+    row = int(round(y))
+    far = np.abs(np.arange(SIZE) - x) > 8
+    cut = render.irfft2(
+        1000.0
+        * render.pixel_transfer(canvas)
+        * render.shift_phase([x], [y], canvas)
+        * render.moffat_transfer([fwhm], [beta], canvas),
+        canvas,
+    )[0]
+    ringing = np.abs(cut[row, far] - theirs[row, far]).max()
+    assert np.abs(ours[row, far] - theirs[row, far]).max() < 0.1 * ringing
+
+
 def test_votes_follow_the_schema_tree():
     schema = load_schema()
     rng = np.random.default_rng(0)
