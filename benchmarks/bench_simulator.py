@@ -106,7 +106,7 @@ def main() -> None:
     from alertlib.simulate import default_workers, simulate_alert_arrays, simulate_galaxy_arrays
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--alert-sources", type=int, default=1024, help="sources per timed run (~5 alerts each)")
+    parser.add_argument("--alert-sources", type=int, default=1024, help="sources per timed run (about 3.5 alerts each)")
     parser.add_argument("--galaxies", type=int, default=1024, help="galaxies per timed run")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (median reported)")
     parser.add_argument("--workers", type=int, default=default_workers(), help="processes (default: the CPUs)")
