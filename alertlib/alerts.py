@@ -682,7 +682,7 @@ def render_batch(
     miscalibrated = static * alerts["calibration_error"].to_numpy().astype(np.float32)[:, None, None]
     central_flux = np.where(central_star[src], to_counts(central_star_mag[src]), 0.0)
     central_flux += np.where(nucleus[src], to_counts(np.nan_to_num(nucleus_mag[src], nan=99.0)), 0.0)
-    # (The point source on the candidate is added below, already convolved: see _candidate_spectra.)
+    # (The point source on the candidate is added below, already convolved: see _add_candidate.)
 
     # What changed since the reference: the transient, the variable part, an asteroid.
     a_cls = cls[src]
