@@ -124,13 +124,14 @@ REFERENCE_BETA = 2.5  # co-added references have broad PSF wings
 # every radius, and the ring/core light ratio (reference_extent) their median 0.20.
 REFERENCE_FWHM_MEDIAN_PX = 2.0
 DIFFERENCE_LIMIT_MEDIAN, DIFFERENCE_LIMIT_SPREAD = 19.5, 0.6
-# Variable stars: mean magnitudes from the field's star counts (STAR_COUNT_SLOPE) over
+# Variable stars: mean magnitudes from counts rising VARIABLE_STAR_SLOPE dex per magnitude over
 # VARIABLE_STAR_MAGS, fractional amplitudes from dN/dA ~ A^-VARIABILITY_INDEX over VARIABILITY_RANGE.
 # Real stream alerts on a star (alertlib.realism.stream_calibration) have |difference| flux over the
 # star's of 0.07/0.12/0.39 (10/50/90%) for magnr 14-16 and 0.18/0.37/0.72 for 17.5-19, and lie
-# 1.24/2.22/4.28 mag (50/75/95%) inside their limits; amplitudes uniform over 0.03-0.8 and stars
-# uniform over 12-20 mag gave 0.11/0.30/0.62, 0.22/0.41/0.66 and 2.2/3.9/6.0 mag, these give
-# 0.07/0.18/0.55, 0.16/0.35/0.66 and 1.0/2.0/4.2 mag.
+# 1.24/2.22/4.28 mag (50/75/95%) inside their limits. Detected variable stars of 6000 ztf-stream
+# sources (observe_sources, seed 0, true magnitudes): amplitudes uniform over 0.03-0.8 and stars
+# uniform over 12-20 mag gave 0.11/0.30/0.62, 0.22/0.41/0.66 and 2.2/3.9/6.0 mag; these give
+# 0.07/0.17/0.47, 0.15/0.32/0.68 and 1.3/2.6/4.7 mag.
 VARIABLE_STAR_SLOPE, VARIABLE_STAR_MAGS = 0.1, (12.0, 21.0)
 VARIABILITY_INDEX, VARIABILITY_RANGE = 1.5, (0.03, 1.0)
 SUBTRACTION_RESIDUAL = 0.02  # PSF-fit error on a source present in the reference, per unit of its flux
@@ -241,9 +242,8 @@ def draw_sources(rng: np.random.Generator, n: int, class_mix: str = "bts") -> pd
             "fall_days": rng.uniform(15.0, 45.0, n) * np.where(alert_class == 1, 2.0, 1.0),
             "peak_time": rng.uniform(0.0, 90.0, n),
             # Variable star mean (bright star for bogus) and fractional amplitude (varstar; AGN: uniform).
-            # Stars are drawn from the field's star counts and amplitudes from a steep power law, most
-            # stars varying little: the detected ones then sit near their limits, as real stream alerts
-            # on stars do (see VARIABLE_STAR_MAGS).
+            # Amplitudes from a steep power law, most stars varying little: the detected ones then sit
+            # near their limits, as real stream alerts on stars do (see VARIABLE_STAR_MAGS).
             "star_mag": _power_law_magnitudes(rng, VARIABLE_STAR_SLOPE, VARIABLE_STAR_MAGS, n),
             "variability": np.where(
                 alert_class == ALERT_CLASSES.index("varstar"),
