@@ -504,20 +504,22 @@ def _point_spectrum(flux, x, y):
     return (np.asarray(flux, dtype=np.float32)[:, None, None] * _PIXEL) * phase
 
 
-def _add_candidate(spectra, flux, x, y, fwhm, beta):
-    """Add PSF-convolved, pixel-sampled points (render.moffat_point_spectrum) where ``flux`` is non-zero (in place)."""
+def _add_points(spectra, flux, x, y, psf=None):
+    """Add points to the spectra of the images whose ``flux`` is non-zero (in place).
+
+    Without ``psf`` they are pixel-integrated points still to be convolved; with ``psf`` = (fwhm,
+    beta) per image they come already convolved and sampled (render.moffat_point_spectrum).
+    """
     rows = np.nonzero(flux != 0)[0]
-    if rows.size:
+    if not rows.size:
+        return
+    if psf is None:
+        spectra[rows] += _point_spectrum(flux[rows], x[rows], y[rows])
+    else:
+        fwhm, beta = psf
         spectra[rows] += render.moffat_point_spectrum(
             flux[rows], x[rows], y[rows], fwhm[rows], beta[rows], (CANVAS, CANVAS)
         )
-
-
-def _add_points(spectra, flux, x, y):
-    """Add points to the spectra of the images whose ``flux`` is non-zero (in place)."""
-    rows = np.nonzero(flux != 0)[0]
-    if rows.size:
-        spectra[rows] += _point_spectrum(flux[rows], x[rows], y[rows])
 
 
 def _power_law(rng, index, bounds, size) -> np.ndarray:
@@ -682,7 +684,7 @@ def render_batch(
     miscalibrated = static * alerts["calibration_error"].to_numpy().astype(np.float32)[:, None, None]
     central_flux = np.where(central_star[src], to_counts(central_star_mag[src]), 0.0)
     central_flux += np.where(nucleus[src], to_counts(np.nan_to_num(nucleus_mag[src], nan=99.0)), 0.0)
-    # (The point source on the candidate is added below, already convolved: see _add_candidate.)
+    # (The point source on the candidate is added below, already convolved: see _add_points.)
 
     # What changed since the reference: the transient, the variable part, an asteroid.
     a_cls = cls[src]
@@ -712,10 +714,9 @@ def render_batch(
     reference_spectrum = static * ref_transfer
     # The candidate's point source (the star or nucleus, and its change) is the brightest thing in
     # most cutouts: drawn with its PSF's aliases folded in, so it does not ring (render.moffat_point_spectrum).
-    _add_candidate(science_spectrum, central_flux + candidate_change, cand_x[src], cand_y[src], fwhm, beta)
-    _add_candidate(
-        reference_spectrum, central_flux, cand_x[src], cand_y[src], ref_fwhm, np.full(n_alerts, REFERENCE_BETA)
-    )
+    candidate = (cand_x[src], cand_y[src])
+    _add_points(science_spectrum, central_flux + candidate_change, *candidate, psf=(fwhm, beta))
+    _add_points(reference_spectrum, central_flux, *candidate, psf=(ref_fwhm, np.full(n_alerts, REFERENCE_BETA)))
     science_model = render.irfft2(science_spectrum, canvas)
     reference_model = render.irfft2(reference_spectrum, canvas)
 
