@@ -4,7 +4,7 @@ Run: ``.venv/bin/python benchmarks/bench_decode.py [FOLDER ...] [--out CSV] [--m
 
 For each folder (default: every folder of real packets under the shared data), one row:
 
-- ``fast_alerts_per_s`` and ``astropy_alerts_per_s``: :func:`alertlib.ingest.benchmark`, the fast
+- ``fast_alerts_per_s`` and ``astropy_alerts_per_s``: :func:`alertlib.io.ingest.benchmark`, the fast
   decoder and the astropy reference on the same files in the same run (the file list repeated until a
   pass holds ``--min-alerts`` alerts; best of at least 3 passes), and their ``ratio``;
 - ``gunzip_ceiling_alerts_per_s``: the alerts per second that gunzipping the stamps alone allows
@@ -36,10 +36,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from alertlib import packets
-from alertlib.ingest import benchmark
-from alertlib.paths import shared_data_dir
-from alertlib.provenance import code_version, cpu_model, version_of
+from alertlib.core.paths import shared_data_dir
+from alertlib.core.provenance import code_version, cpu_model, version_of
+from alertlib.io import packets
+from alertlib.io.ingest import benchmark
 
 FOLDERS = ("ztf", "ztf-spark-snappy", "fink-ztf-parquet", "atlas", "lsst", "fink-lsst-parquet")
 

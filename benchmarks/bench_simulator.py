@@ -37,7 +37,7 @@ def _rates(run, repeats: int) -> dict:
 def time_simulation(simulate, size: int, workers: int, repeats: int) -> dict:
     """Items per second of a production simulation function, a new seed per repeat.
 
-    ``simulate`` is ``alertlib.simulate.simulate_alert_arrays`` (``size`` sources; the items are
+    ``simulate`` is ``alertlib.sky.simulate.simulate_alert_arrays`` (``size`` sources; the items are
     triplets, rendered and BTSbot-normalised) or ``simulate_galaxy_arrays`` (``size`` galaxies,
     64x64, three bands, with votes).
     """
@@ -49,7 +49,7 @@ def galsim_galaxies(morph: dict, count: int, image_size: int = 64) -> float:
     """GalSim: bulge + disk convolved with a Moffat PSF in 3 bands, for ``count`` galaxies."""
     import galsim
 
-    from alertlib.galaxies import BANDS, FRAME_HALF_LIGHT_RADII, GZ_PSF_FWHM
+    from alertlib.sky.galaxies import BANDS, FRAME_HALF_LIGHT_RADII, GZ_PSF_FWHM
 
     start = time.perf_counter()
     for i in range(count):
@@ -75,7 +75,7 @@ def galsim_alerts(count: int) -> float:
     """GalSim: per alert a host (bulge + disk) and a point source with the science PSF, the host with the reference PSF."""
     import galsim
 
-    from alertlib import galaxies
+    from alertlib.sky import galaxies
 
     rng = np.random.default_rng(1)
     morph = galaxies.draw_morphology(rng, count)
@@ -102,8 +102,8 @@ def galsim_alerts(count: int) -> float:
 
 
 def main() -> None:
-    from alertlib.provenance import cpu_model
-    from alertlib.simulate import default_workers, simulate_alert_arrays, simulate_galaxy_arrays
+    from alertlib.core.provenance import cpu_model
+    from alertlib.sky.simulate import default_workers, simulate_alert_arrays, simulate_galaxy_arrays
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alert-sources", type=int, default=1024, help="sources per timed run (about 3.5 alerts each)")
@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from alertlib import galaxies
+    from alertlib.sky import galaxies
 
     result = {"cpu": cpu_model(), "workers": args.workers}
     for workers in sorted({1, args.workers}):

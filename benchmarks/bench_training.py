@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from alertlib.models import create_model
+from alertlib.learn.models import create_model
 
 
 def alerts_per_second(variant: str, steps: int, warmup: int, batch_size: int = 64) -> float:

@@ -8,7 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingf
 
 import pytest
 
-from alertlib.paths import real_data_path, shared_data_dir
+from alertlib.core.paths import real_data_path, shared_data_dir
 
 
 def pytest_collection_modifyitems(config, items):

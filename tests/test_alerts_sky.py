@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alertlib import alerts
+from alertlib.sky import alerts
 
 
 def _observed(n=400, seed=5):
@@ -40,7 +40,7 @@ def test_cloudy_alerts_are_bright_and_keep_their_noise():
 
 
 def test_template_noise_is_gain_matched_like_its_level():
-    from alertlib.realism import triplet_statistics
+    from alertlib.sky.realism import triplet_statistics
 
     rng = np.random.default_rng(7)
     sources = alerts.draw_sources(rng, 300)

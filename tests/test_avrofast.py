@@ -8,8 +8,8 @@ import json
 import fastavro
 import pytest
 
-from alertlib import avrofast
-from alertlib.packets import CUTOUT_FIELDS, PacketError, _stamp, iter_avro_records, read_avro_container
+from alertlib.io import avrofast
+from alertlib.io.packets import CUTOUT_FIELDS, PacketError, _stamp, iter_avro_records, read_avro_container
 from tests.test_packets import CUTOUT_SCHEMA, write_avro
 
 # Every construct the walker compiles: primitives, enum, fixed, maps, arrays of records (histories),
@@ -208,7 +208,7 @@ def test_a_packet_cut_inside_a_record_is_a_truncated_avro(tmp_path):
     data = path.read_bytes()
     metadata, blocks = read_avro_container(data)
     count, block = blocks[0]
-    from alertlib.packets import _record_reader
+    from alertlib.io.packets import _record_reader
 
     reader = _record_reader(metadata["avro.schema"])
     first = next(reader(block, count, 0))

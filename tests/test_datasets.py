@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from alertlib.datasets import (
+from alertlib.io.release import LayoutError, write_split
+from alertlib.io.schema import load_schema
+from alertlib.learn.datasets import (
     GZ1_CLASSES,
     GalaxyDataset,
     TripletDataset,
@@ -19,8 +21,6 @@ from alertlib.datasets import (
     select_training_rows,
     vote_columns,
 )
-from alertlib.release import LayoutError, write_split
-from alertlib.schema import load_schema
 
 
 def _tiny_release(folder, n_sources=20, alerts_per_source=(1, 7), seed=0):

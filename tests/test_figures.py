@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from test_stats import make_benchmark, make_results  # tests/ is on sys.path under pytest
 
-from alertlib import figures, stats
-from alertlib.schema import load_schema
+from alertlib.io.schema import load_schema
+from alertlib.report import figures, stats
 
-# alertlib.figures never uses pyplot, so any backend works; Agg keeps the tests headless anyway.
+# alertlib.report.figures never uses pyplot, so any backend works; Agg keeps the tests headless anyway.
 matplotlib.use("Agg")
 
 ARCHS_INITS = {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from alertlib.paths import REPO_ROOT
+from alertlib.core.paths import REPO_ROOT
 
 ALERTLIB = [sys.executable, "-m", "alertlib"]
 
@@ -53,7 +53,7 @@ def test_missing_imagenet_weights_fail_fast(tmp_path):
     """Offline, without a local file, asking for ImageNet weights fails in about a second, with instructions."""
     code = (
         "import time, alertlib, timm, huggingface_hub  # imports are not the hang we guard against\n"
-        "from alertlib.weights import resolve_weights, WeightsNotAvailable\n"
+        "from alertlib.learn.weights import resolve_weights, WeightsNotAvailable\n"
         "t = time.perf_counter()\n"
         "try:\n"
         "    resolve_weights('resnet18.a1_in1k', 'imagenet')\n"
@@ -73,7 +73,7 @@ def test_missing_imagenet_weights_fail_fast(tmp_path):
 
 def test_local_weight_file_is_used(tmp_path):
     """A file at the conventional place resolves, and timm gets it through pretrained_cfg_overlay."""
-    from alertlib.weights import resolve_weights
+    from alertlib.learn.weights import resolve_weights
 
     target = tmp_path / "imagenet" / "resnet18.safetensors"
     target.parent.mkdir(parents=True)
@@ -177,7 +177,7 @@ def test_layout_exists():
 def test_code_version_is_dirty_for_code_not_for_study_outputs(tmp_path, monkeypatch):
     import subprocess
 
-    from alertlib import provenance
+    from alertlib.core import provenance
 
     def git(*arguments):
         subprocess.run(["git", "-C", str(tmp_path), *arguments], check=True, capture_output=True)

@@ -10,8 +10,8 @@ import pytest
 from test_packets import write_avro, ztf_like_record
 
 from alertlib.cli import main
-from alertlib.ingest import benchmark
-from alertlib.release import read_split
+from alertlib.io.ingest import benchmark
+from alertlib.io.release import read_split
 
 
 @pytest.fixture

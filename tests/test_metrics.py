@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alertlib.metrics import binary_metrics, multiclass_metrics, policy_metrics, source_policy_flags
+from alertlib.learn.metrics import binary_metrics, multiclass_metrics, policy_metrics, source_policy_flags
 
 
 def test_binary_metrics_by_hand():

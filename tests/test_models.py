@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from alertlib.models import (
+from alertlib.learn.models import (
     BTSBOT_CNN_CONFIG,
     AuthorsHead,
     BraaiVGG,
@@ -23,7 +23,7 @@ from alertlib.models import (
     read_checkpoint_provenance,
     save_encoder_checkpoint,
 )
-from alertlib.weights import WeightsNotAvailable
+from alertlib.learn.weights import WeightsNotAvailable
 
 BTSBOT_ARCHITECTURES = Path(sys.prefix) / "lib" / "python3.11" / "site-packages" / "btsbot" / "architectures.py"
 

@@ -8,8 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from alertlib.results import COLUMNS, load_results
-from alertlib.study import load_profile, notebook_paths, run_study
+from alertlib.learn.results import COLUMNS, load_results
+from alertlib.study.pipeline import load_profile, notebook_paths, run_study
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 

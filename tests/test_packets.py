@@ -15,8 +15,8 @@ from astropy.io import fits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alertlib import fitsfast
-from alertlib.packets import (
+from alertlib.io import fitsfast
+from alertlib.io.packets import (
     CUTOUT_FIELDS,
     PacketError,
     decode_file,
@@ -172,7 +172,7 @@ def test_bad_files_give_clear_reasons(tmp_path):
 
 
 def test_a_header_seen_before_reads_as_a_parsed_one(tmp_path, monkeypatch):
-    from alertlib import packets
+    from alertlib.io import packets
 
     monkeypatch.setattr(packets, "_HEADERS", [])
     first = write_avro(tmp_path / "a.avro", [ztf_like_record(0)]).read_bytes()
@@ -298,7 +298,7 @@ def test_fitsfast_equals_astropy_on_every_real_stamp(shared_data):
 
 @pytest.fixture(scope="module")
 def real_decoded():
-    from alertlib.paths import real_data_path
+    from alertlib.core.paths import real_data_path
 
     root = real_data_path("ztf_packets")
     if root is None:
@@ -360,7 +360,7 @@ def test_atlas_missing_reference_and_rubin_native_size(real_decoded):
 
 
 def test_expand_paths_through_a_parent_folder_and_hidden_files(tmp_path, monkeypatch):
-    from alertlib.packets import expand_paths
+    from alertlib.io.packets import expand_paths
 
     folder = tmp_path / "packets"
     (folder / "sub").mkdir(parents=True)

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from alertlib import profiling
-from alertlib.profiling import (
+from alertlib.bench import profiling
+from alertlib.bench.profiling import (
     ROW_COLUMNS,
     BenchmarkSettings,
     benchmark_jobs,
@@ -24,7 +24,7 @@ from alertlib.profiling import (
     run_benchmark,
     summarise_times,
 )
-from alertlib.provenance import machine_stamp
+from alertlib.core.provenance import machine_stamp
 
 STAMP_KEYS = ("cpu_model", "cpu_threads", "torch_version", "cuda_version", "gpu_name")
 
@@ -156,7 +156,7 @@ def test_matmul_ceiling_is_measured():
 
 @pytest.mark.parametrize("arch", ["btsbot_cnn", "convnext_pico"])
 def test_btsbot_classes_build_the_same_architecture(arch):
-    from alertlib.models import model_cost
+    from alertlib.learn.models import model_cost
 
     ours = model_cost(arch)
     params, macs = profiling.model_params_and_macs(arch, "btsbot")
@@ -235,7 +235,7 @@ def test_channels_last_variant_measured_in_process():
 
 @pytest.mark.slow
 def test_compile_variant_matches_eager_outputs():
-    from alertlib.models import create_model
+    from alertlib.learn.models import create_model
 
     torch.manual_seed(0)
     model = create_model("braai_vgg").eval()
@@ -289,7 +289,7 @@ def test_best_inference_variant_reads_the_table():
 
 
 def test_optimise_for_inference_applies_the_variant():
-    from alertlib.models import create_model
+    from alertlib.learn.models import create_model
 
     model, dtype, variant = profiling.optimise_for_inference(create_model("braai_vgg"), variant="channels_last")
     assert (dtype, variant) == ("float32", "channels_last") and not model.training
@@ -315,7 +315,7 @@ def test_custom_cnn_ratios_and_goal_check():
 
 
 def test_profiles_hold_benchmark_settings():
-    from alertlib.study import load_profile
+    from alertlib.study.pipeline import load_profile
 
     ci = BenchmarkSettings.from_profile(load_profile("ci"))
     default = BenchmarkSettings.from_profile(load_profile("default"))
@@ -451,7 +451,7 @@ def choice_table(cpu_model: str = "Test CPU") -> pd.DataFrame:
 
 
 def test_choose_inference_weighs_compilation_against_the_alerts_to_score(monkeypatch):
-    monkeypatch.setattr("alertlib.provenance.cpu_model", lambda: "Test CPU")
+    monkeypatch.setattr("alertlib.core.provenance.cpu_model", lambda: "Test CPU")
     table = choice_table()
     choose = profiling.choose_inference
     # A long-running scorer: the rate alone decides.
@@ -475,8 +475,8 @@ def test_choose_inference_weighs_compilation_against_the_alerts_to_score(monkeyp
 def test_score_triplets_formats_agree_and_leave_the_model_alone():
     import numpy as np
 
-    from alertlib.finetune import score_triplets
-    from alertlib.models import create_model
+    from alertlib.learn.finetune import score_triplets
+    from alertlib.learn.models import create_model
 
     torch.manual_seed(0)
     model = create_model("btsbot_cnn").eval()

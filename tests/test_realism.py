@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alertlib import realism
-from alertlib.simulate import simulate_alert_arrays
+from alertlib.sky import realism
+from alertlib.sky.simulate import simulate_alert_arrays
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +66,8 @@ def test_real_packets_are_read_with_the_packet_reader(real_folder):
 def test_noise_correlation_statistic_tells_smoothed_from_white_noise():
     import numpy as np
 
-    from alertlib.alerts import correlated_noise
-    from alertlib.realism import triplet_statistics
+    from alertlib.sky.alerts import correlated_noise
+    from alertlib.sky.realism import triplet_statistics
 
     rng = np.random.default_rng(0)
     white = rng.standard_normal((20, 63, 63, 3)).astype(np.float32)
@@ -168,7 +168,7 @@ def test_sky_against_packets_groups_real_alerts_by_object_and_exposure(monkeypat
 
 
 def test_stream_calibration_of_simulated_alerts():
-    from alertlib.alerts import simulate_alert_batch
+    from alertlib.sky.alerts import simulate_alert_batch
 
     raw, table = simulate_alert_batch(4, 0, 120, 0, class_mix="ztf-stream")
     simulated = realism.stream_calibration(raw, table)

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alertlib import alerts, galaxies, render
-from alertlib.release import read_split
-from alertlib.schema import load_schema
-from alertlib.simulate import cached_sky, simulate_alerts, simulate_galaxies
+from alertlib.io.release import read_split
+from alertlib.io.schema import load_schema
+from alertlib.sky import alerts, galaxies, render
+from alertlib.sky.simulate import cached_sky, simulate_alerts, simulate_galaxies
 
 galsim = pytest.importorskip("galsim")
 
@@ -208,7 +208,7 @@ def test_alerts_release_layout_labels_and_determinism(tmp_path):
 
 
 def test_output_does_not_depend_on_the_number_of_workers(tmp_path):
-    from alertlib.simulate import simulate_alert_arrays
+    from alertlib.sky.simulate import simulate_alert_arrays
 
     one_triplets, one_table = simulate_alert_arrays(150, seed=7, progress=False, workers=1)
     two_triplets, two_table = simulate_alert_arrays(150, seed=7, progress=False, workers=2)
@@ -234,7 +234,7 @@ def test_interrupted_write_leaves_no_folder(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr("alertlib.release.write_metadata", explode)
+    monkeypatch.setattr("alertlib.io.release.write_metadata", explode)
     with pytest.raises(RuntimeError):
         simulate_alerts(10, seed=0, out_dir=tmp_path / "sky", progress=False)
     assert not (tmp_path / "sky").exists()
@@ -303,7 +303,7 @@ def test_field_population_follows_the_density_and_is_deterministic():
 def test_candidates_carry_the_field_density_and_nmtchps():
     from scipy.stats import spearmanr
 
-    from alertlib.simulate import simulate_alert_arrays
+    from alertlib.sky.simulate import simulate_alert_arrays
 
     _, table = simulate_alert_arrays(256, seed=5, class_mix="ztf-stream", progress=False, workers=1)
     for column in ("field_star_density", "galactic_latitude", "nmtchps"):
@@ -317,7 +317,7 @@ def test_candidates_carry_the_field_density_and_nmtchps():
 
 
 def test_split_by_source_is_stratified_by_label_and_keeps_sources_whole():
-    from alertlib.alerts import split_by_source
+    from alertlib.sky.alerts import split_by_source
 
     rng = np.random.default_rng(0)
     # 60 sources, 6 of them positive (10%), 1 to 8 alerts each.
@@ -335,7 +335,7 @@ def test_split_by_source_is_stratified_by_label_and_keeps_sources_whole():
 
 
 def test_fading_variables_give_negative_subtractions_shown_positive():
-    from alertlib.simulate import simulate_alert_arrays
+    from alertlib.sky.simulate import simulate_alert_arrays
 
     raw, table = alerts.simulate_alert_batch(7, 0, 200, 0, class_mix="ztf-stream")
     negative = (table["isdiffpos"] == "f").to_numpy()

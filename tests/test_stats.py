@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alertlib import stats
-from alertlib.results import COLUMNS
+from alertlib.learn.results import COLUMNS
+from alertlib.report import stats
 
 
 def make_results(values: dict[tuple, list[float]], task: str = "bts", train_fraction: float = 1.0) -> pd.DataFrame:
@@ -255,7 +255,7 @@ def test_architecture_differences_against_the_custom_cnn():
 
 def test_binned_metric_names_round_trip():
     name = stats.binned_metric_name("completeness", 17.0, 17.25, policy="bts_p1")
-    assert name == "bts_p1_completeness_17.00-17.25"  # the form alertlib.metrics writes
+    assert name == "bts_p1_completeness_17.00-17.25"  # the form alertlib.learn.metrics writes
     assert stats.parse_binned_metric(name) == ("bts_p1", "completeness", 17.0, 17.25)
     assert stats.parse_binned_metric(stats.binned_metric_name("purity", 18.25, 18.5)) == ("", "purity", 18.25, 18.5)
     assert stats.parse_binned_metric("purity_18.25_18.50") == ("", "purity", 18.25, 18.5)
@@ -284,7 +284,7 @@ def test_confusion_tables_binary_and_multiclass():
     assert table.to_numpy().tolist() == [[1, 1], [1, 2]]  # a score of exactly 0.5 counts as positive
     normalised = stats.confusion_table(binary)
     assert normalised.to_numpy()[1].tolist() == pytest.approx([1 / 3, 2 / 3])
-    # Multi-class as alertlib.finetune writes it: class indices, predicted index, prob_<class> columns.
+    # Multi-class as alertlib.learn.finetune writes it: class indices, predicted index, prob_<class> columns.
     finetune_style = pd.DataFrame(
         {
             "label": [0, 0, 1, 2, 1],

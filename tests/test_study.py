@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alertlib import study
-from alertlib.datasets import TripletDataset
+from alertlib.learn.datasets import TripletDataset
+from alertlib.study import pipeline as study
 
 
 def test_finetune_jobs_expand_the_grid_and_say_what_is_left_out(tmp_path, monkeypatch):
@@ -126,7 +126,7 @@ def test_simulated_sky_pretrain_then_finetune_learns(tmp_path, monkeypatch):
 def test_regenerated_data_under_the_same_path_is_a_new_run(tmp_path):
     import json
 
-    from alertlib.finetune import begin_run, full_config
+    from alertlib.learn.finetune import begin_run, full_config
 
     folder = tmp_path / "sky"
     folder.mkdir()

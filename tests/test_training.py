@@ -10,12 +10,12 @@ import pytest
 import torch
 from scipy.special import gammaln
 
-from alertlib.losses import DirichletMultinomialLoss, dirichlet_multinomial_nll
-from alertlib.preprocess import l2_normalise_stack
-from alertlib.release import write_split
-from alertlib.schema import load_schema
-from alertlib.synthetic import FractalDataset
-from alertlib.training import warmup_cosine_factor
+from alertlib.io.preprocess import l2_normalise_stack
+from alertlib.io.release import write_split
+from alertlib.io.schema import load_schema
+from alertlib.learn.losses import DirichletMultinomialLoss, dirichlet_multinomial_nll
+from alertlib.learn.synthetic import FractalDataset
+from alertlib.learn.training import warmup_cosine_factor
 
 FAST = {"progress": False, "batch_size": 32}
 
@@ -132,7 +132,7 @@ def test_fractal_corpus_is_seeded_and_labelled():
 
 
 def test_finetune_is_deterministic_and_resumable(tmp_path):
-    from alertlib.finetune import run_finetune
+    from alertlib.learn.finetune import run_finetune
 
     data = make_alerts(tmp_path / "alerts")
     config = {"data": str(data), "arch": "braai_vgg", "epochs": 2, **FAST}
@@ -162,7 +162,7 @@ def test_finetune_is_deterministic_and_resumable(tmp_path):
 
 
 def test_multiclass_finetune(tmp_path):
-    from alertlib.finetune import run_finetune
+    from alertlib.learn.finetune import run_finetune
 
     data = make_alerts(tmp_path / "alerts", n_sources=30)
     table = run_finetune({"data": str(data), "arch": "braai_vgg", "task": "multiclass", "epochs": 1, **FAST}, tmp_path)
@@ -173,7 +173,7 @@ def test_multiclass_finetune(tmp_path):
 
 def test_early_stopping_with_relative_improvement(tmp_path):
     """A learning rate of zero cannot improve the validation loss: training stops after the patience."""
-    from alertlib.finetune import run_finetune
+    from alertlib.learn.finetune import run_finetune
 
     data = make_alerts(tmp_path / "alerts", n_sources=15)
     config = {"data": str(data), "arch": "braai_vgg", "epochs": 20, "lr": 0.0, "patience": 2, **FAST}
@@ -184,9 +184,9 @@ def test_early_stopping_with_relative_improvement(tmp_path):
 
 def test_pretrain_on_galaxy_votes_then_finetune_end_to_end(tmp_path):
     """Pre-train on a tiny galaxy vote catalog, fine-tune on tiny alerts: the model learns (AUC well above 0.5)."""
-    from alertlib.finetune import run_finetune
-    from alertlib.models import read_checkpoint_provenance
-    from alertlib.pretrain import run_pretrain
+    from alertlib.learn.finetune import run_finetune
+    from alertlib.learn.models import read_checkpoint_provenance
+    from alertlib.learn.pretrain import run_pretrain
 
     catalog = make_galaxy_catalog(tmp_path / "galaxies")
     pre = run_pretrain(
@@ -218,8 +218,8 @@ def test_synthetic_pretraining_writes_a_synthetic_checkpoint(tmp_path):
     (Whether it *learns* the fractal classes at these tiny sizes is not asserted: at 4 classes x 24
     images and a few epochs a scratch network stays at chance; see the issue report.)
     """
-    from alertlib.models import create_model, read_checkpoint_provenance
-    from alertlib.pretrain import run_pretrain
+    from alertlib.learn.models import create_model, read_checkpoint_provenance
+    from alertlib.learn.pretrain import run_pretrain
 
     config = {"corpus": "synthetic", "arch": "braai_vgg", "n_classes": 4, "n_per_class": 8, "epochs": 1, **FAST}
     table = run_pretrain(config, tmp_path).set_index("metric")["value"]

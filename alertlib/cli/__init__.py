@@ -1,0 +1,72 @@
+"""The ``alertlib`` command line.
+
+Each subcommand lives in the module that owns its concern; that module provides
+``add_arguments(parser)`` and ``run(args) -> int``. Modules keep heavy imports inside ``run`` so that
+``alertlib --help`` stays fast. Offline mode is decided here, before any module is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from alertlib import __version__, set_offline_default
+
+# name -> (module, one-line help). Add a line here when a module gains a subcommand.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("alertlib.study.info", "versions, device, offline mode, real data and weight files found"),
+    "study": ("alertlib.study.pipeline", "run the numbered notebooks in order with papermill, for one profile"),
+    "simulate": (
+        "alertlib.sky.simulate",
+        "simulate Galaxy Zoo-like galaxies with votes, or ZTF-like alerts (BTS layout)",
+    ),
+    "realism": (
+        "alertlib.sky.realism",
+        "can a classifier tell simulated triplets from real ZTF ones? (two-sample AUC)",
+    ),
+    "ingest": ("alertlib.io.ingest", "alert packets (ZTF, ATLAS, Rubin) to triplet datasets; --benchmark the decoder"),
+    "models": ("alertlib.cli.models", "parameters and multiply-adds per alert of every study architecture"),
+    "benchmark": (
+        "alertlib.bench.profiling",
+        "inference speed and memory per model, beside btsbot's, against the device limit",
+    ),
+    "pretrain": ("alertlib.learn.pretrain", "pre-train an encoder on galaxies or the synthetic corpus"),
+    "finetune": ("alertlib.learn.finetune", "fine-tune one model on alert triplets and evaluate it"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alertlib",
+        description="Pre-training vision models for survey alert classification: a reproducible study kit.",
+    )
+    parser.add_argument("--version", action="version", version=f"alertlib {__version__}")
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="allow downloads from the Hugging Face hub (default: offline, HF_HUB_OFFLINE=1)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command_parser = sub.add_parser(name, help=help_text, description=module.__doc__)
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Decide offline mode before any subcommand module (and so huggingface_hub) is imported.
+    set_offline_default(online="--online" in argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return int(args._module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

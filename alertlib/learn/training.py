@@ -1,0 +1,427 @@
+"""Training with PyTorch Lightning: one LightningModule for every regimen, and a ``fit`` that sets it up.
+
+Regimens (``objective``):
+
+``binary``
+    Alert fine-tuning, BTS task: BCE-with-logits, ``pos_weight = negatives / positives`` of the
+    training split.
+``multiclass``
+    Alert fine-tuning, multi-class task (and synthetic-corpus or GZ1 hard-label pre-training):
+    cross-entropy with class weights ``n / (K * n_class)`` from the training split (``class_weights``).
+``votes``
+    Galaxy pre-training on volunteer vote counts: the Dirichlet-multinomial loss over the decision
+    tree (:class:`alertlib.learn.losses.DirichletMultinomialLoss`).
+
+Recipe (the authors', STUDY_NOTES.md): AdamW (betas 0.9, 0.999, weight decay 0.01), a linear warm-up
+over 2 epochs from 0.01x the learning rate, then cosine decay to 0.01x at the last epoch (stepped per
+batch); batch 64; early stopping on the validation loss with patience 5, counting only relative
+improvements of at least 0.5%; the weights of the epoch with the lowest validation loss are kept.
+
+Learning rate per initialisation (:data:`LEARNING_RATES`, overridden by the config key ``lr``):
+the authors fine-tuned pre-trained ConvNeXt/MaxViT at 5e-6 for up to 25 epochs over ~400k alerts.
+Our runs see far fewer alerts and epochs, so pre-trained weights get 1e-4 (still 10x below scratch:
+a large rate erases what pre-training learned), our own pre-trained checkpoints 3e-4 (small data,
+short pre-training), and scratch models 1e-3.
+
+Precision: bf16 autocast on a GPU, float32 on the CPU. Determinism: a seed fixes the data order
+(:class:`EpochSampler`), augmentations (the datasets' ``set_epoch``) and initialisation; on the CPU
+Lightning runs with ``deterministic=True``, so a seed gives the same metrics.
+
+Lightning is kept quiet (no logger, no model summary, no per-batch bars): one tqdm bar over epochs,
+with the losses as its postfix.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+# Lightning 2.6 warns about a torch deprecation inside its own code at import; not ours to fix.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+import lightning.pytorch as pl  # noqa: E402 - after the warning filter
+
+LEARNING_RATES = {
+    "scratch": 1e-3,
+    "imagenet": 1e-4,
+    "galaxyzoo": 1e-4,
+    "checkpoint": 3e-4,  # any of our own pre-trainings: synthetic, galaxy_sim, galaxy_gz1 ...
+}
+OBJECTIVES = ("binary", "multiclass", "votes")
+
+TRAINING_DEFAULTS = {
+    "epochs": 25,
+    "batch_size": 64,
+    "lr": None,  # None: LEARNING_RATES by init
+    "weight_decay": 0.01,
+    "warmup_epochs": 2,
+    "lr_floor": 0.01,  # warm-up starts and cosine ends at this fraction of lr
+    "patience": 5,
+    "min_rel_improvement": 0.005,
+    "num_workers": 0,
+    "channels_last": False,
+    "compile": False,
+    "progress": True,
+    "accelerator": "auto",
+    "devices": "auto",
+}
+
+
+def learning_rate_for(init: str) -> float:
+    """The default learning rate for an initialisation (see the module docstring)."""
+    return LEARNING_RATES.get(init, LEARNING_RATES["checkpoint"])
+
+
+def training_settings(config: dict) -> dict:
+    """:data:`TRAINING_DEFAULTS` updated with the matching keys of ``config``."""
+    return {key: config.get(key, default) for key, default in TRAINING_DEFAULTS.items()}
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's informational logs and its warnings about things chosen on purpose."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in (
+        ".*does not have many workers.*",  # num_workers=0 is chosen: the CPUs are shared
+        ".*GPU available but not used.*",
+        ".*LitLogger.*",
+        ".*litlogger.*",
+        ".*The number of training batches.*log_every_n_steps.*",
+        ".*tensorboardX.*",
+    ):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int, floor: float = 0.01) -> float:
+    """Learning-rate factor: linear from ``floor`` to 1 over ``warmup_steps``, then cosine to ``floor``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return floor + (1.0 - floor) * step / warmup_steps
+    decay_steps = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / decay_steps)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class EpochSampler(Sampler):
+    """A seeded shuffle per epoch that also tells the dataset the epoch (for its augmentations).
+
+    Lightning calls ``set_epoch`` on the sampler before each epoch, so data order and augmentations
+    depend only on ``(seed, epoch)``.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int, shuffle: bool = True):
+        self.dataset = dataset
+        self.seed = int(seed)
+        self.shuffle = shuffle
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(self.epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __iter__(self):
+        if not self.shuffle:
+            return iter(range(len(self.dataset)))
+        order = np.random.default_rng([self.seed, self.epoch, 17]).permutation(len(self.dataset))
+        return iter(order.tolist())
+
+
+def make_loss(objective: str, pos_weight: float | None = None, class_weights=None, schema: str = "gz_decals_dr5"):
+    """The loss module of an objective (see the module docstring)."""
+    if objective == "binary":
+        weight = None if pos_weight is None else torch.tensor([float(pos_weight)])
+        return nn.BCEWithLogitsLoss(pos_weight=weight)
+    if objective == "multiclass":
+        weight = None if class_weights is None else torch.as_tensor(np.asarray(class_weights), dtype=torch.float32)
+        return nn.CrossEntropyLoss(weight=weight)
+    if objective == "votes":
+        from alertlib.learn.losses import DirichletMultinomialLoss
+
+        return DirichletMultinomialLoss(schema)
+    raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
+
+
+def binary_pos_weight(labels) -> float:
+    """``negatives / positives`` of a 0/1 label array (an error when a class is missing)."""
+    labels = np.asarray(labels)
+    positives, negatives = int(np.sum(labels == 1)), int(np.sum(labels == 0))
+    if positives == 0 or negatives == 0:
+        raise ValueError(f"the training split needs both classes; it has {positives} positives, {negatives} negatives")
+    return negatives / positives
+
+
+def balanced_class_weights(labels, n_classes: int) -> np.ndarray:
+    """``n / (K * n_class)`` per class; a class absent from training gets weight 0."""
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=n_classes).astype(float)
+    weights = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1.0)), 0.0)
+    return weights
+
+
+class TrainingModule(pl.LightningModule):
+    """Any model of :func:`alertlib.learn.models.create_model` with its loss, optimiser and schedule.
+
+    Records the per-epoch mean training and validation losses and the learning rate in ``history``.
+    """
+
+    def __init__(self, model: nn.Module, loss: nn.Module, objective: str, settings: dict, steps_per_epoch: int):
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.objective = objective
+        self.settings = settings
+        self.steps_per_epoch = max(1, int(steps_per_epoch))
+        # Not registered as a submodule: the compiled wrapper shares the model's parameters.
+        self.__dict__["forward_model"] = torch.compile(model) if settings["compile"] else model
+        self.history: list[dict] = []
+        self._sums = {"train": [0.0, 0], "val": [0.0, 0]}
+        self._epoch_start = time.perf_counter()
+        self._train_time = 0.0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.settings["channels_last"]:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.forward_model(images)
+
+    def _loss(self, batch) -> tuple[torch.Tensor, int]:
+        images, targets = batch
+        logits = self(images).float()
+        if self.objective == "binary":
+            loss = self.loss(logits.squeeze(-1), targets.float())
+        elif self.objective == "multiclass":
+            loss = self.loss(logits, targets.long())
+        else:
+            loss = self.loss(logits, targets.float())
+        return loss, len(images)
+
+    def _accumulate(self, stage: str, loss: torch.Tensor, n: int) -> None:
+        self._sums[stage][0] += float(loss.detach()) * n
+        self._sums[stage][1] += n
+
+    def training_step(self, batch, batch_index):
+        loss, n = self._loss(batch)
+        self._accumulate("train", loss, n)
+        return loss
+
+    def validation_step(self, batch, batch_index):
+        loss, n = self._loss(batch)
+        self._accumulate("val", loss, n)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._sums = {"train": [0.0, 0], "val": [0.0, 0]}
+        self._epoch_start = time.perf_counter()
+
+    def on_validation_epoch_start(self) -> None:
+        self._train_time = time.perf_counter() - self._epoch_start
+
+    def on_validation_epoch_end(self) -> None:
+        # Lightning validates once the epoch's training batches are done: both sums are complete.
+        if self.trainer.sanity_checking:
+            return
+        total, n = self._sums["train"]
+        val_total, val_n = self._sums["val"]
+        self.history.append(
+            {
+                "epoch": int(self.current_epoch),
+                "train_loss": total / n if n else float("nan"),
+                "val_loss": val_total / val_n if val_n else float("nan"),
+                "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]),
+                "train_time_s": self._train_time,
+                "train_samples": n,
+            }
+        )
+
+    def configure_optimizers(self):
+        settings = self.settings
+        optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=settings["lr"], betas=(0.9, 0.999), weight_decay=settings["weight_decay"]
+        )
+        warmup = settings["warmup_epochs"] * self.steps_per_epoch
+        total = settings["epochs"] * self.steps_per_epoch
+        floor = settings["lr_floor"]
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine_factor(step, warmup, total, floor)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class RelativeEarlyStopping(pl.Callback):
+    """Stop when the validation loss has not improved by ``min_rel_improvement`` for ``patience`` epochs.
+
+    Keeps a copy of the weights of the epoch with the lowest validation loss and restores them when
+    training ends (stopped early or not).
+    """
+
+    def __init__(self, patience: int = 5, min_rel_improvement: float = 0.005):
+        self.patience = int(patience)
+        self.min_rel_improvement = float(min_rel_improvement)
+        self.reference = math.inf  # the loss the next improvement is measured against
+        self.best = math.inf
+        self.best_epoch = -1
+        self.best_state: dict | None = None
+        self.waited = 0
+        self.stopped_epoch: int | None = None
+
+    def on_validation_end(self, trainer, pl_module: TrainingModule) -> None:
+        if not pl_module.history or trainer.sanity_checking:
+            return
+        loss = pl_module.history[-1]["val_loss"]
+        if not math.isfinite(loss):
+            return
+        if loss < self.best:
+            self.best, self.best_epoch = loss, pl_module.history[-1]["epoch"]
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
+        if not math.isfinite(self.reference) or loss < self.reference * (1.0 - self.min_rel_improvement):
+            self.reference, self.waited = loss, 0
+        else:
+            self.waited += 1
+            if self.waited >= self.patience:
+                self.stopped_epoch = pl_module.history[-1]["epoch"]
+                trainer.should_stop = True
+
+    def on_fit_end(self, trainer, pl_module: TrainingModule) -> None:
+        if self.best_state is not None:
+            pl_module.model.load_state_dict(self.best_state)
+
+
+class EpochProgress(pl.Callback):
+    """One tqdm bar over epochs (notebook-friendly), showing the latest losses."""
+
+    def __init__(self, total_epochs: int, description: str):
+        self.total_epochs = total_epochs
+        self.description = description
+        self.bar = None
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total_epochs, desc=self.description, unit="epoch", leave=False)
+
+    def on_validation_end(self, trainer, pl_module: TrainingModule) -> None:
+        if self.bar is not None and pl_module.history and not trainer.sanity_checking:
+            last = pl_module.history[-1]
+            self.bar.set_postfix(train=f"{last['train_loss']:.4f}", val=f"{last['val_loss']:.4f}")
+            self.bar.update(1)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: the trained model (best epoch's weights), curves and timings."""
+
+    model: nn.Module
+    history: pd.DataFrame
+    best_epoch: int
+    best_val_loss: float
+    stopped_epoch: int | None
+    wall_time_s: float
+    settings: dict
+
+
+def _loader(dataset: Dataset, settings: dict, seed: int, shuffle: bool) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=settings["batch_size"],
+        sampler=EpochSampler(dataset, seed, shuffle=shuffle),
+        num_workers=settings["num_workers"],
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=False,
+    )
+
+
+def fit(
+    model: nn.Module,
+    train_dataset: Dataset,
+    val_dataset: Dataset,
+    objective: str,
+    config: dict,
+    loss: nn.Module | None = None,
+    description: str = "training",
+) -> FitResult:
+    """Train ``model`` with the authors' recipe and return it with its curves.
+
+    Parameters
+    ----------
+    model:
+        A model from :func:`alertlib.learn.models.create_model` (its ``init`` picks the default lr).
+    train_dataset, val_dataset:
+        Datasets of ``(image, target)``; their ``set_epoch`` (if any) is called every epoch.
+    objective:
+        ``binary``, ``multiclass`` or ``votes``.
+    config:
+        Keys of :data:`TRAINING_DEFAULTS` (others are ignored) and ``seed``.
+    loss:
+        The loss module; default :func:`make_loss` without weights.
+    """
+    quiet_lightning()
+    settings = training_settings(config)
+    if settings["lr"] is None:
+        settings["lr"] = learning_rate_for(getattr(model, "init", "scratch"))
+    seed = int(config.get("seed", 0))
+    on_gpu = torch.cuda.is_available() and settings["accelerator"] in ("auto", "gpu", "cuda")
+    if settings["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    train_loader = _loader(train_dataset, settings, seed, shuffle=True)
+    val_loader = _loader(val_dataset, settings, seed, shuffle=False)
+    module = TrainingModule(model, loss or make_loss(objective), objective, settings, len(train_loader))
+    stopping = RelativeEarlyStopping(settings["patience"], settings["min_rel_improvement"])
+    callbacks = [stopping]
+    if settings["progress"]:
+        callbacks.append(EpochProgress(settings["epochs"], description))
+    trainer = pl.Trainer(
+        max_epochs=settings["epochs"],
+        accelerator=settings["accelerator"],
+        devices=settings["devices"],
+        precision="bf16-mixed" if on_gpu else "32-true",
+        deterministic=not on_gpu,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+    )
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        quiet_lightning()
+        trainer.fit(module, train_loader, val_loader)
+    wall_time = time.perf_counter() - start
+    return FitResult(
+        model=module.model,
+        history=pd.DataFrame(module.history),
+        best_epoch=stopping.best_epoch,
+        best_val_loss=stopping.best,
+        stopped_epoch=stopping.stopped_epoch,
+        wall_time_s=wall_time,
+        settings=settings,
+    )
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, dataset: Dataset, batch_size: int = 256) -> np.ndarray:
+    """Raw outputs (N, num_outputs) of ``model`` on ``dataset``, in order, in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    outputs = []
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
+    with autocast:
+        for images, _ in loader:
+            outputs.append(model(images.to(device)).float().cpu())
+    return torch.cat(outputs).numpy() if outputs else np.zeros((0, 1), dtype=np.float32)

@@ -1,0 +1,1 @@
+"""Reporting, from results tables only: statistics over seeds, the study's claims and headline, figures."""
