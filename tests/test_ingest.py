@@ -63,11 +63,18 @@ def test_ingest_every_real_packet(shared_data, tmp_path, capsys):
     assert main(["ingest", str(shared_data / "alert-packets"), "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["read"] == sum(summary["written"].values()) + sum(summary["skipped"].values())
-    assert summary["written"]["ztf"] == 285 and summary["written"]["atlas"] == 12
-    assert summary["skipped"] == {"no cutouts": 82}
+    assert summary["written"]["ztf"] >= 1230 and summary["written"]["atlas"] >= 12
+    assert summary["skipped"]["no cutouts"] == 82  # the simulated LSST packets
+    assert set(summary["skipped"]) <= {
+        "no cutouts",
+        "truncated avro",
+        "corrupt avro",
+        "wrong format",
+        "unsupported schema",
+    }
     ztf = read_split(out / "ztf", "test")
     atlas = read_split(out / "atlas", "test")
     rubin = read_split(out / "rubin" / "30x30", "test")
-    assert ztf.triplets.shape == (285, 63, 63, 3) and rubin.triplets.shape[1:] == (30, 30, 3)
+    assert ztf.triplets.shape == (summary["written"]["ztf"], 63, 63, 3) and rubin.triplets.shape[1:] == (30, 30, 3)
     assert not atlas.candidates["has_reference"].any() and not np.asarray(atlas.triplets)[..., 1].any()
-    assert len(pd.read_csv(out / "skipped.csv")) == 82
+    assert len(pd.read_csv(out / "skipped.csv")) == sum(summary["skipped"].values())

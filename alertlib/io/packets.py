@@ -174,7 +174,21 @@ def _read_bytes(data: bytes, position: int) -> tuple[bytes, int]:
 
 
 def read_avro_container(data: bytes) -> tuple[dict, list[tuple[int, bytes]]]:
-    """Parse an Avro object container file: (header metadata, [(record count, decompressed block)])."""
+    """Parse an Avro object container file: (header metadata, [(record count, decompressed block)]).
+
+    Raises :class:`PacketError` when any block is truncated or corrupt; :func:`iter_avro_records`
+    reads the blocks one by one instead, keeping the records of the blocks before a bad one.
+    """
+    metadata, blocks = _avro_container(data)
+    return metadata, list(blocks)
+
+
+def _avro_container(data: bytes) -> tuple[dict, Iterator[tuple[int, bytes]]]:
+    """The header metadata and a lazy iterator of (record count, decompressed block).
+
+    Each block is checked (its sync marker follows it) before it is given out: a block that is
+    truncated or corrupt raises :class:`PacketError` when it is reached, after the good blocks before it.
+    """
     if not data.startswith(_AVRO_MAGIC):
         raise PacketError("wrong format", "not an Avro object container file")
     for header, known in _HEADERS:
@@ -185,19 +199,23 @@ def read_avro_container(data: bytes) -> tuple[dict, list[tuple[int, bytes]]]:
         metadata, position = _read_avro_header(data)
     codec = metadata.get("avro.codec", b"null").decode("ascii", "replace")
     sync = data[position : position + 16]
-    position += 16
     if len(sync) < 16:
         raise PacketError("truncated avro", "the file ends inside its header")
-    blocks = []
-    while position < len(data):
-        count, position = _read_long(data, position)
-        block, position = _read_bytes(data, position)
-        if data[position : position + 16] != sync:
-            reason = "truncated avro" if position + 16 > len(data) else "corrupt avro"
-            raise PacketError(reason, f"block {len(blocks)} is not followed by the sync marker")
-        position += 16
-        blocks.append((count, _decompress_block(block, codec, len(blocks))))
-    return metadata, blocks
+
+    def blocks() -> Iterator[tuple[int, bytes]]:
+        position, index = start, 0
+        while position < len(data):
+            count, position = _read_long(data, position)
+            block, position = _read_bytes(data, position)
+            if data[position : position + 16] != sync:
+                reason = "truncated avro" if position + 16 > len(data) else "corrupt avro"
+                raise PacketError(reason, f"block {index} is not followed by the sync marker")
+            position += 16
+            yield count, _decompress_block(block, codec, index)
+            index += 1
+
+    start = position + 16
+    return metadata, blocks()
 
 
 # One survey's packets share a few headers (magic and metadata: schema, codec); each file's own
@@ -355,11 +373,15 @@ def iter_avro_records(data: bytes, walker: bool = True) -> Iterator[dict]:
     (:func:`_projected_reader_schema`). Either way each record has the same keys as a full decode and
     the same values outside the histories and the cutouts (whose stamp bytes are the same).
     """
-    metadata, blocks = read_avro_container(data)
+    metadata, blocks = _avro_container(data)
     schema_json = metadata["avro.schema"]
-    reader = _record_reader(schema_json) if walker else None
+    try:
+        reader = _record_reader(schema_json) if walker else None
+        parsed = _parsed_schema(schema_json) if reader is None else None
+    except ValueError as error:  # json.JSONDecodeError, fastavro's SchemaParseException
+        raise PacketError("corrupt avro", f"the embedded schema does not parse: {str(error)[:200]}") from error
     if reader is None:
-        yield from _fastavro_block_records(blocks, *_parsed_schema(schema_json))
+        yield from _fastavro_block_records(blocks, *parsed)
         return
     for block_index, (count, block) in enumerate(blocks):
         yield from reader(block, count, block_index)
@@ -546,11 +568,16 @@ def _is_list(arrow_type) -> bool:
 
 
 def _fastavro_records(data: bytes) -> Iterator[dict]:
-    """The conventional reader (``fastavro.reader``), used by the reference decoder."""
+    """The conventional reader (``fastavro.block_reader``), used by the reference decoder.
+
+    Like :func:`iter_avro_records`, it gives the records of a block only once the block's sync
+    marker has been checked, so both decoders keep the same records of a damaged file.
+    """
     import fastavro
 
     try:
-        yield from fastavro.reader(io.BytesIO(data))
+        for block in fastavro.block_reader(io.BytesIO(data)):
+            yield from block
     except ValueError as error:
         reason = "unknown codec" if "codec" in str(error).lower() else "corrupt avro"
         raise PacketError(reason, str(error)[:200]) from error
