@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from test_stats import make_benchmark, make_results  # tests/ is on sys.path under pytest
 
+from alertlib.core.vocab import INIT_ORDER
 from alertlib.io.schema import load_schema
 from alertlib.report import figures, stats
 
@@ -94,7 +95,7 @@ def test_save_figure_is_reproducible_and_checks_the_name(tmp_path, monkeypatch):
 
 def test_colours_and_markers_are_consistent():
     assert figures.init_colour("galaxy_sim") == figures.INIT_COLOURS["galaxy_sim"]
-    known = [figures.init_colour(i) for i in stats.INIT_ORDER]
+    known = [figures.init_colour(i) for i in INIT_ORDER]
     assert len(set(known)) == len(known)
     assert figures.init_colour("my_new_init") == figures.init_colour("my_new_init")
     assert figures.arch_marker("convnext_pico.d1_in1k") == figures.arch_marker("convnext_pico")

@@ -157,7 +157,8 @@ def load_btsbot_architectures():
 
 def btsbot_config(arch: str) -> dict:
     """The config btsbot's class needs to build ``arch`` from scratch, with the same sizes as ours."""
-    from alertlib.learn.models import BTSBOT_CNN_CONFIG, STAMP_SIZE
+    from alertlib.core.vocab import STAMP_SIZE
+    from alertlib.learn.models import BTSBOT_CNN_CONFIG
 
     if arch not in BTSBOT_CLASSES:
         raise KeyError(f"btsbot has no class for {arch!r}; it has: {', '.join(BTSBOT_CLASSES)}")
@@ -1160,7 +1161,7 @@ def custom_cnn_ratios(table, batch_size: int | None = None, dtype: str | None = 
 
 def custom_cnn_verdicts(ratios) -> list[str]:
     """Sentences from :func:`custom_cnn_ratios`: a count per device, then one per model (``stats.verdict``)."""
-    from alertlib.learn.models import CLASSIC_ARCHS
+    from alertlib.core.vocab import CLASSIC_ARCHS
     from alertlib.report.stats import verdict
 
     sentences = []

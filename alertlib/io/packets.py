@@ -65,8 +65,9 @@ import numpy as np
 import pandas as pd
 
 from alertlib.core.jit import kernel
+from alertlib.core.vocab import CHANNELS, STAMP_SIZE
 from alertlib.io import fitsfast
-from alertlib.io.preprocess import STAMP_SIZE, EmptyCutout, normalise_cutout
+from alertlib.io.preprocess import EmptyCutout, normalise_cutout
 
 # Gunzip of the stamps is the largest single cost of decoding an alert. ISA-L inflates 2.2x faster
 # than zlib on ZTF stamps, and its CRC32 (for snappy blocks) is 14x faster than zlib's (measured
@@ -83,7 +84,6 @@ def _gunzip(data: bytes) -> bytes:
     return _inflate(data, 47)
 
 
-CHANNELS = ("science", "reference", "difference")
 # Packet field of each channel, per survey.
 CUTOUT_FIELDS = {"science": "cutoutScience", "reference": "cutoutTemplate", "difference": "cutoutDifference"}
 SURVEYS = ("ztf", "atlas", "rubin")

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-STAMP_SIZE = 63
-CHANNELS = ("science", "reference", "difference")
+from alertlib.core.vocab import STAMP_SIZE
 
 
 class EmptyCutout(ValueError):

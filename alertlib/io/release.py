@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from alertlib.core.files import atomic_path, save_npy, write_json
+from alertlib.core.vocab import SPLITS
 
-SPLITS = ("train", "val", "test")
 REQUIRED_COLUMNS = ("objectId", "candid", "label")
 _TRIPLETS_RE = re.compile(r"^(train|val|test)_triplets_(?P<version>.+)\.npy$")
 

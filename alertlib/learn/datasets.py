@@ -43,7 +43,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from alertlib.io.release import SPLITS, Split, read_split
+from alertlib.core.vocab import SPLITS
+from alertlib.io.release import Split, read_split
 
 # ---------------------------------------------------------------------------------------------
 # Input normalisation

@@ -46,9 +46,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from alertlib.core.files import atomic_path
-
-CLASSIC_ARCHS = ("btsbot_cnn", "braai_vgg")
-STAMP_SIZE = 63
+from alertlib.core.vocab import CLASSIC_ARCHS, HUB_INITS, STAMP_SIZE
 
 # The architectures of the study, with the input side each sees (MaxViT's windows need 224).
 STUDY_ARCHS: dict[str, int] = {
@@ -63,7 +61,6 @@ STUDY_ARCHS: dict[str, int] = {
     "maxvit_tiny_rw_224": 224,
 }
 
-HUB_INITS = ("imagenet", "galaxyzoo")
 CHECKPOINT_KIND = "alertlib-encoder"
 
 # The BTSbot image branch in its production configuration. The convolutional part is fixed by the

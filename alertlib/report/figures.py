@@ -9,7 +9,7 @@ atomically into ``figures/``.
 
 Every number drawn or written in a figure comes from its input tables. Colours follow the
 initialisation (``init_colour``) and markers the architecture (``arch_marker``), in the same order
-(``alertlib.report.stats.INIT_ORDER`` and ``ARCH_ORDER``) in every figure.
+(``alertlib.core.vocab.INIT_ORDER`` and ``ARCH_ORDER``) in every figure.
 
 Tables of several runs are long tables: concatenate the per-run tables with their descriptors, e.g.
 ``pd.concat([frame.assign(arch=arch, init=init, seed=seed) for ...])``.
@@ -30,6 +30,7 @@ from matplotlib.ticker import MaxNLocator
 
 from alertlib.core.files import atomic_path
 from alertlib.core.paths import figures_dir
+from alertlib.core.vocab import REFERENCE_ARCH, ordered_archs, ordered_inits
 from alertlib.report import stats
 
 # One colour per initialisation, the same in every figure.
@@ -85,9 +86,9 @@ def _group_colour(group_by: str, value) -> str:
 
 def _ordered(values, column: str) -> list:
     if column == "init":
-        return stats.ordered_inits(values)
+        return ordered_inits(values)
     if column == "arch":
-        return stats.ordered_archs(values)
+        return ordered_archs(values)
     return sorted(set(values), key=str)
 
 
@@ -373,7 +374,7 @@ def plot_metric_by_arch_init(
     metric: str = "auc",
     task: str = "bts",
     train_fraction: float = 1.0,
-    reference_arch: str = stats.REFERENCE_ARCH,
+    reference_arch: str = REFERENCE_ARCH,
     reference_init: str | None = None,
     confidence: float = 0.95,
 ) -> Figure:
@@ -401,8 +402,8 @@ def plot_metric_by_arch_init(
     if rows.empty:
         raise ValueError(f"no rows for task {task!r}, metric {metric!r}, train_fraction {train_fraction}")
     others = rows[rows["arch"] != reference_arch]
-    archs = stats.ordered_archs(others["arch"]) if not others.empty else []
-    inits = stats.ordered_inits(others["init"]) if not others.empty else []
+    archs = ordered_archs(others["arch"]) if not others.empty else []
+    inits = ordered_inits(others["init"]) if not others.empty else []
     figure, axes = new_figure(1, 1, panel_size=(max(5.5, 1.6 * len(archs) + 2.5), 3.8))
     ax = axes[0, 0]
     width = 0.8 / max(1, len(inits))
@@ -457,9 +458,9 @@ def plot_data_efficiency(
         raise ValueError(f"no rows for task {task!r} and metric {metric!r}")
     figure, axes = new_figure(1, 1, panel_size=(5.5, 3.8))
     ax = axes[0, 0]
-    arch_list = stats.ordered_archs(rows["arch"])
+    arch_list = ordered_archs(rows["arch"])
     for arch_index, arch in enumerate(arch_list):
-        for init in stats.ordered_inits(rows.loc[rows["arch"] == arch, "init"]):
+        for init in ordered_inits(rows.loc[rows["arch"] == arch, "init"]):
             part = rows[(rows["arch"] == arch) & (rows["init"] == init)].sort_values("train_fraction")
             _errorbar(
                 ax,
@@ -531,8 +532,8 @@ def plot_completeness_purity(
     figure, axes = new_figure(1, len(present), panel_size=(4.5, 3.6), sharex=True)
     combos = [
         (arch, init)
-        for arch in stats.ordered_archs(rows["arch"])
-        for init in stats.ordered_inits(rows.loc[rows["arch"] == arch, "init"])
+        for arch in ordered_archs(rows["arch"])
+        for init in ordered_inits(rows.loc[rows["arch"] == arch, "init"])
     ]
     edges = sorted(set(rows["mag_low"]) | set(rows["mag_high"]))
     narrowest = float((rows["mag_high"] - rows["mag_low"]).min())
@@ -682,7 +683,7 @@ def plot_confusion_matrices(
 
 def plot_speed_memory(
     benchmark: pd.DataFrame,
-    reference_model: str = stats.REFERENCE_ARCH,
+    reference_model: str = REFERENCE_ARCH,
     device: str | None = None,
     dtype: str | None = None,
     batch_size: int | None = None,
@@ -816,7 +817,7 @@ def plot_embeddings(
         Passed to ``embed_2d``.
     """
     labels = np.asarray(labels)
-    inits = stats.ordered_inits(embeddings_by_init)
+    inits = ordered_inits(embeddings_by_init)
     for init in inits:
         if len(embeddings_by_init[init]) != len(labels):
             raise ValueError(f"embeddings of {init} have {len(embeddings_by_init[init])} rows for {len(labels)} labels")

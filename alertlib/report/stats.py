@@ -34,23 +34,16 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-# Consistent orders for tables and figures; names not listed come after, sorted.
-INIT_ORDER = ("scratch", "synthetic", "imagenet", "galaxyzoo", "galaxy_sim", "galaxy_gz1")
-ARCH_ORDER = (
-    "btsbot_cnn",
-    "braai_vgg",
-    "resnet18",
-    "resnet50",
-    "convnext_pico",
-    "convnext_nano",
-    "efficientnet_b0",
-    "mobilenetv3_large_100",
-    "maxvit_tiny_rw_224",
+from alertlib.core.vocab import (
+    ARCH_ORDER,
+    CLASSIC_ARCHS,
+    GENERIC_INITS,
+    INIT_ORDER,
+    REFERENCE_ARCH,
+    is_galaxy_init,
+    order_key,
+    ordered_inits,
 )
-REFERENCE_ARCH = "btsbot_cnn"  # the custom CNN of BTSbot, the study's baseline
-CLASSIC_ARCHS = ("btsbot_cnn", "braai_vgg")  # the custom CNNs; every other architecture is "standard" (timm)
-GENERIC_INITS = ("synthetic", "imagenet")  # generic (non-astronomical) pre-training
-GALAXY_INIT_PREFIX = "galaxy"  # galaxy_sim, galaxy_gz1 (ours) and galaxyzoo (Zoobot's public weights)
 
 # A result is identified by these columns (plus the seed, over which we summarise).
 SUMMARY_KEYS = ("task", "arch", "init", "train_fraction", "metric")
@@ -75,32 +68,8 @@ _BINNED_RE = re.compile(
 )
 
 # --------------------------------------------------------------------------------------------
-# Orders and names
+# Names
 # --------------------------------------------------------------------------------------------
-
-
-def _order_key(name, order: Sequence[str]) -> tuple[int, str]:
-    """Sort key: position in ``order`` (a timm name's tag after '.' is ignored), unknown names last."""
-    text = str(name)
-    for candidate in (text, text.split(".")[0]):
-        if candidate in order:
-            return (order.index(candidate), text)
-    return (len(order), text)
-
-
-def ordered_inits(inits: Iterable) -> list:
-    """The distinct initialisations in the study's order (``INIT_ORDER``, then others sorted)."""
-    return sorted(set(inits), key=lambda name: _order_key(name, INIT_ORDER))
-
-
-def ordered_archs(archs: Iterable) -> list:
-    """The distinct architectures in the study's order (``ARCH_ORDER``, then others sorted)."""
-    return sorted(set(archs), key=lambda name: _order_key(name, ARCH_ORDER))
-
-
-def is_galaxy_init(init) -> bool:
-    """Whether an initialisation is galaxy pre-training (its name starts with ``galaxy``)."""
-    return str(init).startswith(GALAXY_INIT_PREFIX)
 
 
 def higher_is_better(metric: str) -> bool:
@@ -134,9 +103,9 @@ def sort_table(table: pd.DataFrame) -> pd.DataFrame:
     def position(series: pd.Series) -> pd.Series:
         # Known names by their place in the study's order, unknown ones after them, alphabetically.
         if series.name == "arch":
-            return series.map(lambda v: "{:04d}|{}".format(*_order_key(v, ARCH_ORDER)))
+            return series.map(lambda v: "{:04d}|{}".format(*order_key(v, ARCH_ORDER)))
         if series.name in ("init", "treatment", "baseline"):
-            return series.map(lambda v: "{:04d}|{}".format(*_order_key(v, INIT_ORDER)))
+            return series.map(lambda v: "{:04d}|{}".format(*order_key(v, INIT_ORDER)))
         return series
 
     return table.sort_values(keys, key=position, kind="stable").reset_index(drop=True)
@@ -728,7 +697,7 @@ def select_benchmark_rows(
     if not chosen:
         return table.iloc[0:0].copy()
     selected = pd.concat(chosen, ignore_index=True)
-    order = selected["model"].map(lambda m: _order_key(m, ARCH_ORDER))
+    order = selected["model"].map(lambda m: order_key(m, ARCH_ORDER))
     selected = selected.assign(_order=order).sort_values(["device", "_order"], kind="stable")
     return selected.drop(columns="_order").reset_index(drop=True)
 

@@ -52,10 +52,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from alertlib.io.preprocess import STAMP_SIZE
+from alertlib.core.vocab import ALERT_CLASSES, PEAK_MAG_THRESHOLD, PIXEL_SCALE, STAMP_SIZE
 from alertlib.sky import galaxies, render
 
-ALERT_CLASSES = ("sn", "nuclear", "agn", "varstar", "asteroid", "bogus")
 # Source mixes: "bts" for the study (a BTS-like candidate stream, rich in extragalactic transients);
 # "ztf-stream" like the unfiltered ZTF alert stream (mostly variable stars), for realism checks
 # against random public packets (82% of those match a Pan-STARRS star within 1.5 arcsec).
@@ -65,8 +64,6 @@ CLASS_MIXES = {
 }
 BOGUS_KINDS = ("dipole", "psf_mismatch", "cosmic_ray", "hot_pixel", "bad_column", "ghost")
 BOGUS_FRACTIONS = (0.28, 0.22, 0.18, 0.1, 0.1, 0.12)
-PEAK_MAG_THRESHOLD = 18.5  # BTS: a "true" peaks at this magnitude or brighter
-PIXEL_SCALE = 1.01  # arcsec per ZTF pixel
 CANVAS = 80  # rendering canvas (pixels); cutouts are its central 63x63
 CROP = (CANVAS - STAMP_SIZE) // 2
 CENTRE = CROP + STAMP_SIZE // 2  # canvas pixel of the candidate (cutout pixel 31)

@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CHANNELS = ("science", "reference", "difference")
+from alertlib.core.vocab import CHANNELS
+
 QUANTILES = [5, 10, 25, 50, 75, 90, 95]  # percentiles the calibration functions report
 # The statistics the simulator was calibrated on, compared and drawn beside real packets.
 CALIBRATION_STATISTICS = (
@@ -307,7 +308,8 @@ def sky_calibration(levels: pd.DataFrame, gain: float = 6.2, cloud_loss_mag: flo
 
 def read_simulated_triplets(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
     """Every split of a BTS-layout folder, concatenated (triplets, candidates)."""
-    from alertlib.io.release import SPLITS, read_split
+    from alertlib.core.vocab import SPLITS
+    from alertlib.io.release import read_split
 
     parts = [read_split(folder, split, mmap=False) for split in SPLITS]
     return np.concatenate([p.triplets for p in parts]), pd.concat([p.candidates for p in parts], ignore_index=True)

@@ -153,7 +153,7 @@ def finetune_jobs(
     only. ``imagenet``/``galaxyzoo`` runs are included only when their weights can be had (a local file,
     the cache, or ``--online``); our own pre-trainings only when :func:`run_jobs` produced a checkpoint.
     """
-    from alertlib.learn.models import CLASSIC_ARCHS, HUB_INITS
+    from alertlib.core.vocab import CLASSIC_ARCHS, HUB_INITS
     from alertlib.learn.weights import WeightsNotAvailable, resolve_weights
 
     block = dict(profile["finetune"])
@@ -305,7 +305,8 @@ def of_runs(table: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
 
 def _real_datasets(release: Path, example: Path | None) -> list[tuple[str, np.ndarray, pd.DataFrame]]:
     """The real labelled triplets to score: every split of a release-layout folder, and BTSbot's example."""
-    from alertlib.io.release import SPLITS, read_split
+    from alertlib.core.vocab import SPLITS
+    from alertlib.io.release import read_split
 
     sets = []
     for split in SPLITS:
