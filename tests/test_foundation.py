@@ -96,7 +96,11 @@ def test_timm_pretrained_offline_does_not_hang():
     )
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # The child printed how long timm took to fail: nothing printed means it did not fail at all.
+    assert re.fullmatch(r"\d+(\.\d+)?", result.stdout.strip()), result.stdout + result.stderr[-2000:]
+    assert float(result.stdout) < 10.0
     assert time.perf_counter() - start < 30
 
 
