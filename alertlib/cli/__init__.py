@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from alertlib import __version__, set_offline_default
+from alertlib.core.errors import UserError
 
 # name -> (module, one-line help). Add a line here when a module gains a subcommand.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Pre-training vision models for survey alert classification: a reproducible study kit.",
     )
     parser.add_argument("--version", action="version", version=f"alertlib {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     parser.add_argument(
         "--online",
         action="store_true",
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a user error prints one line and returns 2 (``--debug``: the traceback)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # Decide offline mode before any subcommand module (and so huggingface_hub) is imported.
     set_offline_default(online="--online" in argv)
@@ -65,7 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return int(args._module.run(args) or 0)
+    try:
+        return int(args._module.run(args) or 0)
+    except (UserError, FileNotFoundError) as error:
+        if args.debug:
+            raise
+        print(f"alertlib {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"alertlib {args.command}: interrupted; finished work is kept (files are written atomically)",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alertlib.core.errors import DataError
 from alertlib.core.files import atomic_path, save_npy, write_json
 from alertlib.core.vocab import SPLITS
 
@@ -27,7 +28,7 @@ REQUIRED_COLUMNS = ("objectId", "candid", "label")
 _TRIPLETS_RE = re.compile(r"^(train|val|test)_triplets_(?P<version>.+)\.npy$")
 
 
-class LayoutError(ValueError):
+class LayoutError(DataError):
     """A folder does not hold a dataset in the BTS release layout."""
 
 

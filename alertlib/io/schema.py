@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from alertlib.core.errors import DataNotFound
+
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 
 
@@ -62,7 +64,7 @@ def load_schema(name: str = "gz_decals_dr5") -> Schema:
     path = SCHEMA_DIR / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in SCHEMA_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"no Galaxy Zoo schema {name!r} ({path}); known schemas: {known}")
+        raise DataNotFound(f"no Galaxy Zoo schema {name!r} ({path}); known schemas: {known}")
     raw = yaml.safe_load(path.read_text())
     questions = tuple(
         Question(q["name"], tuple(str(a) for a in q["answers"]), tuple(q["asked_if"]) if q["asked_if"] else None)

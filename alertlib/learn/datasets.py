@@ -43,6 +43,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from alertlib.core.errors import DataError, DataNotFound
 from alertlib.core.vocab import SPLITS
 from alertlib.io.release import Split, read_split
 
@@ -206,7 +207,7 @@ def _check_image_files(catalog: pd.DataFrame, source: Path, drop_missing: bool) 
         f"put the images there or fix file_loc"
     )
     if not drop_missing:
-        raise FileNotFoundError(message + ", or pass drop_missing=True to leave those galaxies out")
+        raise DataNotFound(message + ", or pass drop_missing=True to leave those galaxies out")
     warnings.warn(message + "; those galaxies are left out", stacklevel=3)
     return catalog.loc[exists].reset_index(drop=True)
 
@@ -241,11 +242,13 @@ def read_galaxy_catalog(path: str | Path, drop_missing: bool = False) -> pd.Data
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"galaxy catalog {path} does not exist")
+        raise DataNotFound(
+            f"galaxy catalog {path} does not exist (a galaxy-datasets table: id_str, file_loc, vote counts)"
+        )
     catalog = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, low_memory=False)
     missing = [c for c in ("id_str", "file_loc") if c not in catalog.columns]
     if missing:
-        raise KeyError(f"{path} lacks columns {missing}: not the galaxy-datasets format (id_str, file_loc, votes)")
+        raise DataError(f"{path} lacks columns {missing}: not the galaxy-datasets format (id_str, file_loc, votes)")
     catalog["id_str"] = catalog["id_str"].astype(str)
     catalog["file_loc"] = [str(p if Path(p).is_absolute() else path.parent / p) for p in catalog["file_loc"]]
     return _check_image_files(catalog, path, drop_missing)
@@ -263,11 +266,11 @@ def read_gz1_catalog(
     folder = Path(folder)
     path = folder / classes_file
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; expected a table with columns OBJID, CLASS")
+        raise DataNotFound(f"{path} does not exist; expected a table with columns OBJID, CLASS")
     table = pd.read_csv(path, dtype={"OBJID": str})
     missing = [c for c in ("OBJID", "CLASS") if c not in table.columns]
     if missing:
-        raise KeyError(f"{path} lacks columns {missing}")
+        raise DataError(f"{path} lacks columns {missing}")
     classes = table["CLASS"].astype(int)
     if not classes.between(0, len(GZ1_CLASSES) - 1).all():
         raise ValueError(f"{path} has CLASS values outside 0..{len(GZ1_CLASSES) - 1}")

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from alertlib.core.errors import SettingError
+
 CORPORA = ("galaxy", "gz1", "synthetic")
 PRETRAIN_DEFAULTS = {
     "corpus": "synthetic",
@@ -80,13 +82,13 @@ def full_config(config: dict) -> dict:
 
     unknown = sorted(set(config) - set(PRETRAIN_DEFAULTS) - set(TRAINING_DEFAULTS))
     if unknown:
-        raise KeyError(f"unknown pre-training config keys {unknown}; see alertlib.learn.pretrain's docstring")
+        raise SettingError(f"unknown pre-training config keys {unknown}; see alertlib.learn.pretrain's docstring")
     merged = {**PRETRAIN_DEFAULTS, **TRAINING_DEFAULTS, **config}
     if merged["corpus"] not in CORPORA:
-        raise ValueError(f"corpus must be one of {CORPORA}, not {merged['corpus']!r}")
+        raise SettingError(f"corpus must be one of {CORPORA}, not {merged['corpus']!r}")
     if merged["corpus"] != "synthetic":
         if merged["catalog"] is None:
-            raise ValueError(f"corpus {merged['corpus']!r} needs config['catalog'] (a catalog file or GZ1 folder)")
+            raise SettingError(f"corpus {merged['corpus']!r} needs config['catalog'] (a catalog file or GZ1 folder)")
         merged["catalog"] = str(Path(merged["catalog"]).resolve())
     if merged["pretrain_init"] is None:
         merged["pretrain_init"] = _default_pretrain_init(merged)

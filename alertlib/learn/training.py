@@ -45,6 +45,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from alertlib.core import progress
+from alertlib.core.errors import DataError
+
 # Lightning 2.6 warns about a torch deprecation inside its own code at import; not ours to fix.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 import lightning.pytorch as pl  # noqa: E402 - after the warning filter
@@ -157,7 +160,10 @@ def binary_pos_weight(labels) -> float:
     labels = np.asarray(labels)
     positives, negatives = int(np.sum(labels == 1)), int(np.sum(labels == 0))
     if positives == 0 or negatives == 0:
-        raise ValueError(f"the training split needs both classes; it has {positives} positives, {negatives} negatives")
+        raise DataError(
+            f"the training split needs both classes; it has {positives} positives, {negatives} negatives "
+            "(use more sources or a larger train_fraction)"
+        )
     return negatives / positives
 
 
@@ -296,7 +302,8 @@ class RelativeEarlyStopping(pl.Callback):
 
 
 class EpochProgress(pl.Callback):
-    """One tqdm bar over epochs (notebook-friendly), showing the latest losses."""
+    """One tqdm bar over epochs (notebook-friendly), showing the latest losses; each epoch is also
+    reported to the study runner's terminal (:func:`alertlib.core.progress.epoch`)."""
 
     def __init__(self, total_epochs: int, description: str):
         self.total_epochs = total_epochs
@@ -313,6 +320,7 @@ class EpochProgress(pl.Callback):
             last = pl_module.history[-1]
             self.bar.set_postfix(train=f"{last['train_loss']:.4f}", val=f"{last['val_loss']:.4f}")
             self.bar.update(1)
+            progress.epoch(last["epoch"], self.total_epochs, train_loss=last["train_loss"], val_loss=last["val_loss"])
 
     def on_fit_end(self, trainer, pl_module) -> None:
         if self.bar is not None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alertlib import hub_offline
+from alertlib.core.errors import UserError
 from alertlib.core.paths import weights_dir
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -27,7 +28,7 @@ HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch
 ZOOBOT_ENCODER_REPO = "mwalmsley/zoobot-encoder-{arch}"
 
 
-class WeightsNotAvailable(RuntimeError):
+class WeightsNotAvailable(UserError, RuntimeError):
     """Raised when pre-trained weights are asked for but cannot be had without a network."""
 
 

@@ -1,0 +1,317 @@
+"""The work of each numbered notebook, as one call per step, reading and writing its artefacts.
+
+===============  =====================================  ==========================================
+notebook         runs                                   reads
+===============  =====================================  ==========================================
+00_data          :func:`prepare_data`                   the profile (simulated sky or real data)
+01_pretrain      :func:`pretrain`                       ``data``
+02_finetune      :func:`finetune`                       ``data``, ``pretrain``
+03_efficiency    :func:`benchmark`                      the profile's ``benchmark:`` block
+04_figures       (report functions on the tables)       ``finetune``, ``pretrain``, ``benchmark``
+05_real_data     :func:`realism` and scoring            ``data``, ``finetune``
+===============  =====================================  ==========================================
+
+The ``load_*`` functions give a later notebook the artefacts it reads; each raises
+:class:`alertlib.study.artefacts.MissingArtefact`, naming the notebook to run, when one is missing
+or was made with other settings. No function here trains for a notebook other than its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from alertlib.core.errors import DataNotFound
+from alertlib.core.files import write_json, write_table
+from alertlib.core.paths import REPO_ROOT, real_data_path
+from alertlib.study import artefacts, grid
+
+
+@dataclass(frozen=True)
+class StudyData:
+    """The data a profile studies: a galaxy vote catalog (pre-training) and alerts in the BTS layout."""
+
+    galaxy_catalog: Path
+    alerts: Path
+    content: dict  # content hashes (simulated data) or paths (real data) that identify them
+
+    def key(self) -> str:
+        return artefacts.inputs_key(self.content)
+
+
+# --- 00: the data ------------------------------------------------------------------------------------
+
+
+def _data_inputs(profile: dict) -> dict:
+    return {"data": profile.get("data"), "simulate": profile.get("simulate"), "seed": profile.get("seed", 0)}
+
+
+def _real_paths(profile: dict) -> dict[str, Path]:
+    """The real data a profile's ``data:`` block names (relative to the repository or absolute)."""
+    resolved = {}
+    for key, value in (profile.get("data") or {}).items():
+        if key not in ("galaxy_catalog", "alerts") or not value:
+            continue
+        path = Path(os.path.expandvars(str(value)))
+        path = path if path.is_absolute() else REPO_ROOT / path
+        if not path.exists():
+            raise DataNotFound(
+                f"profile {profile['profile']!r} studies real data at {path} ({key}), which does not exist. "
+                f"Put the files there (alerts: the BTS release layout from Zenodo 10.5281/zenodo.10839690; "
+                f"galaxy_catalog: a galaxy-datasets catalog of vote counts) or edit the profile's data: block."
+            )
+        resolved[key] = path
+    return resolved
+
+
+def _content_of(folder: Path) -> str:
+    """A data set's identity: its content hash when alertlib simulated it, else its path."""
+    metadata = folder / "dataset.json"
+    if metadata.is_file():
+        return json.loads(metadata.read_text()).get("content_sha256") or str(folder)
+    return str(folder)
+
+
+def prepare_data(profile: dict, progress_bar: bool = True) -> StudyData:
+    """The data of a profile (notebook 00): real data its ``data:`` block names, else the simulated sky.
+
+    The simulated sky is generated once and cached under ``data/sim/`` (:mod:`alertlib.sky.simulate`);
+    the choice is written to the ``data`` artefact for the later notebooks.
+    """
+    paths = _real_paths(profile)
+    if len(paths) < 2:
+        from alertlib.sky.simulate import sky_from_profile
+
+        sky = sky_from_profile(profile, progress=progress_bar)
+        paths.setdefault("galaxy_catalog", Path(sky["galaxies"]) / "catalog.parquet")
+        paths.setdefault("alerts", Path(sky["alerts"]))
+    content = {key: _content_of(path.parent if path.is_file() else path) for key, path in sorted(paths.items())}
+    data = StudyData(paths["galaxy_catalog"], paths["alerts"], content)
+    path = artefacts.artefact_path(profile, "data")
+    write_json(path, {"galaxy_catalog": str(data.galaxy_catalog), "alerts": str(data.alerts), "content": content})
+    artefacts.record_inputs(path, _data_inputs(profile))
+    return data
+
+
+def load_data(profile: dict) -> StudyData:
+    """The ``data`` artefact of notebook 00."""
+    path = artefacts.require(profile, "data", _data_inputs(profile))
+    record = json.loads(path.read_text())
+    return StudyData(Path(record["galaxy_catalog"]), Path(record["alerts"]), record["content"])
+
+
+# --- 01: pre-training ---------------------------------------------------------------------------------
+
+
+def _pretrain_inputs(profile: dict, data: StudyData) -> dict:
+    return {"pretrain": profile["pretrain"], "seed": profile.get("seed", 0), "data": data.key()}
+
+
+def pretrain(profile: dict, progress_bar: bool = True) -> pd.DataFrame:
+    """Every pre-training run of the profile (notebook 01); finished runs are read back.
+
+    Real Galaxy Zoo 1 pre-training is included when the profile's corpora list ``gz1`` and the real
+    sample is present. Writes the ``pretrain`` artefact: every run's results and curves.
+    """
+    from alertlib.report.tables import load_per_run_tables
+
+    data = load_data(profile)
+    gz1 = real_data_path("galaxy_zoo_1_sample") if "gz1" in profile["pretrain"]["corpora"] else None
+    jobs = grid.pretrain_jobs(profile, data.galaxy_catalog, gz1)
+    results = grid.run_jobs("pretrain", jobs, artefacts.results_dir(profile), progress_bar=progress_bar)
+    curves = _collect(results, "curves.csv", load_per_run_tables)
+    _write(profile, {"pretrain_curves": curves, "pretrain": results}, _pretrain_inputs(profile, data))
+    return results
+
+
+def load_pretrain(profile: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``pretrain`` artefact of notebook 01: (results, curves)."""
+    inputs = _pretrain_inputs(profile, load_data(profile))
+    results = pd.read_parquet(artefacts.require(profile, "pretrain", inputs))
+    curves = pd.read_parquet(artefacts.artefact_path(profile, "pretrain_curves"))
+    return results, curves
+
+
+# --- 02: fine-tuning -------------------------------------------------------------------------------------
+
+
+def _finetune_inputs(profile: dict, data: StudyData, pretrain_results: pd.DataFrame) -> dict:
+    return {
+        "finetune": profile["finetune"],
+        "data": data.key(),
+        "pretrain_runs": sorted(pretrain_results["run_id"].unique()) if len(pretrain_results) else [],
+    }
+
+
+def finetune(profile: dict, progress_bar: bool = True) -> tuple[pd.DataFrame, list[str]]:
+    """Every fine-tuning run of the profile (notebook 02), with notes on the runs left out.
+
+    Reads the encoders of notebook 01; writes the ``finetune`` artefact: results, test predictions
+    and curves of every run of the grid, and the notes.
+    """
+    from alertlib.report.tables import load_per_run_tables
+
+    data = load_data(profile)
+    pretrain_results, _ = load_pretrain(profile)
+    jobs, notes = grid.finetune_jobs(profile, data.alerts, grid.checkpoints_of(pretrain_results))
+    results = grid.run_jobs("finetune", jobs, artefacts.results_dir(profile), progress_bar=progress_bar)
+    tables = {
+        "predictions": _collect(results, "predictions_test.parquet", load_per_run_tables),
+        "finetune_curves": _collect(results, "curves.csv", load_per_run_tables),
+        "finetune": results,
+    }
+    write_json(artefacts.artefact_path(profile, "finetune_notes"), notes)
+    _write(profile, tables, _finetune_inputs(profile, data, pretrain_results))
+    return results, notes
+
+
+def load_finetune(profile: dict) -> tuple[pd.DataFrame, list[str]]:
+    """The ``finetune`` artefact of notebook 02: (results, notes on runs left out)."""
+    pretrain_results, _ = load_pretrain(profile)
+    inputs = _finetune_inputs(profile, load_data(profile), pretrain_results)
+    results = pd.read_parquet(artefacts.require(profile, "finetune", inputs))
+    notes = json.loads(artefacts.artefact_path(profile, "finetune_notes").read_text())
+    return results, notes
+
+
+def load_finetune_tables(profile: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Test predictions and training curves of every fine-tuning run (the ``finetune`` artefact)."""
+    load_finetune(profile)  # checks that the artefact is there and current
+    return (
+        pd.read_parquet(artefacts.artefact_path(profile, "predictions")),
+        pd.read_parquet(artefacts.artefact_path(profile, "finetune_curves")),
+    )
+
+
+def _collect(results: pd.DataFrame, filename: str, reader) -> pd.DataFrame:
+    """One table of a per-run file (``curves.csv``, ``predictions_test.parquet``) over the runs of ``results``."""
+    if results.empty:
+        return pd.DataFrame()
+    frames = [reader(run_dir, filename) for run_dir in results["run_dir"].unique()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _write(profile: dict, tables: dict[str, pd.DataFrame], inputs: dict) -> None:
+    """Write a step's tables (the main one last) and then its inputs record."""
+    for name, table in tables.items():
+        write_table(artefacts.artefact_path(profile, name), table)
+    artefacts.record_inputs(artefacts.artefact_path(profile, list(tables)[-1]), inputs)
+
+
+# --- 03: the efficiency benchmark ----------------------------------------------------------------------
+
+
+def _benchmark_inputs(settings) -> dict:
+    import dataclasses
+
+    from alertlib.core.provenance import machine_stamp
+
+    stamp = machine_stamp()
+    machine = {k: stamp[k] for k in ("cpu_model", "cpu_threads", "gpu_name", "torch_version", "timm_version")}
+    return {"settings": dataclasses.asdict(settings), "machine": machine}
+
+
+def benchmark(profile: dict) -> pd.DataFrame:
+    """The profile's efficiency benchmark (notebook 03), read back when already measured here with
+    the same settings; written to ``benchmark_<device>.csv``."""
+    from alertlib.bench.runner import BenchmarkSettings, run_benchmark
+
+    settings = BenchmarkSettings.from_profile(profile)
+    path = artefacts.benchmark_path(profile, settings.device)
+    inputs = _benchmark_inputs(settings)
+    if artefacts.is_current(path, inputs):
+        return pd.read_csv(path)
+    table = run_benchmark(settings, out=path)
+    artefacts.record_inputs(path, inputs)
+    return table
+
+
+def load_benchmarks(profile: dict) -> pd.DataFrame | None:
+    """Every benchmark table of the profile (one per device measured), or None when 03 has not run."""
+    from alertlib.bench.tables import load_benchmark_tables
+
+    paths = sorted(artefacts.results_dir(profile).glob("benchmark_*.csv"))
+    return load_benchmark_tables(paths) if paths else None
+
+
+# --- 04: zero-shot embeddings (inference only) ------------------------------------------------------
+
+
+def zero_shot_embeddings(profile: dict, arch: str, n_alerts: int = 1000) -> tuple[dict, pd.DataFrame]:
+    """Encoder features of test alerts before any fine-tuning, one array per initialisation of ``arch``.
+
+    Uses the encoders of notebook 01 (``scratch`` is a freshly initialised one); trains nothing.
+    Returns the features by init and the candidate rows of the alerts embedded (the first
+    ``n_alerts`` of the test split).
+    """
+    import torch
+    from lightning.pytorch import seed_everything
+
+    from alertlib.io.release import read_split
+    from alertlib.learn.datasets import TripletDataset
+    from alertlib.learn.models import create_model
+
+    data = load_data(profile)
+    pretrain_results, _ = load_pretrain(profile)
+    checkpoints = grid.checkpoints_of(pretrain_results) if len(pretrain_results) else {}
+    test = read_split(data.alerts, "test")
+    count = min(n_alerts, len(test))
+    crop = profile["finetune"].get("crop")
+    dataset = TripletDataset(test.triplets[:count], crop=crop)
+    images = torch.stack([dataset[i][0] for i in range(count)])
+    inits = {"scratch": None} | {init: path for (a, init), path in checkpoints.items() if a == arch}
+    embeddings = {}
+    for init, checkpoint in inits.items():
+        seed_everything(profile.get("seed", 0), verbose=False)
+        model = create_model(arch, init, input_size=crop, checkpoint=checkpoint).eval()
+        with torch.no_grad():
+            embeddings[init] = torch.cat([model.embed(batch) for batch in images.split(256)]).numpy()
+    return embeddings, test.candidates.iloc[:count].reset_index(drop=True)
+
+
+# --- 05: realism of the simulated sky against real packets ----------------------------------------------
+
+
+def _packet_folders(profile: dict) -> list[Path]:
+    return [path for name in profile["realism"]["packet_folders"] if (path := real_data_path(name)) is not None]
+
+
+def _files_key(folders: list[Path]) -> str:
+    """The identity of real packet folders: every file's name and size."""
+    files = sorted((str(p), p.stat().st_size) for folder in folders for p in folder.rglob("*") if p.is_file())
+    return artefacts.inputs_key({"files": files})
+
+
+def realism(profile: dict) -> dict[str, dict] | None:
+    """The realism two-sample test of notebook 05: the study's sky, and a sky of the same size and
+    seed for each of the profile's ``realism.class_mixes``, against the real ZTF packets.
+
+    Read back when done already with the same settings and packets; None without real packets.
+    """
+    from alertlib.sky.realism import sky_against_packets
+    from alertlib.sky.simulate import alert_sky_from_profile
+
+    folders = _packet_folders(profile)
+    if not folders:
+        return None
+    path = artefacts.artefact_path(profile, "realism")
+    inputs = {
+        "realism": profile["realism"],
+        "simulate": profile["simulate"],
+        "seed": profile.get("seed", 0),
+        "packets": _files_key(folders),
+    }
+    if artefacts.is_current(path, inputs):
+        return json.loads(path.read_text())
+    mixes = dict.fromkeys([profile["simulate"].get("class_mix", "bts"), *profile["realism"].get("class_mixes", [])])
+    results = {}
+    for mix in mixes:  # the study's sky first
+        sky = alert_sky_from_profile(profile, class_mix=mix, progress=False)
+        results[mix] = sky_against_packets(sky, folders, seed=profile.get("seed", 0), **profile["realism"]["test"])
+    write_json(path, results)
+    artefacts.record_inputs(path, inputs)
+    return results
