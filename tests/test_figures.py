@@ -13,7 +13,9 @@ from test_stats import make_benchmark, make_results  # tests/ is on sys.path und
 
 from alertlib.core.vocab import INIT_ORDER
 from alertlib.io.schema import load_schema
-from alertlib.report import figures, stats
+from alertlib.report import figures
+from alertlib.report.seeds import summarise_over_seeds
+from alertlib.report.tables import binned_metric_name
 
 # alertlib.report.figures never uses pyplot, so any backend works; Agg keeps the tests headless anyway.
 matplotlib.use("Agg")
@@ -39,7 +41,7 @@ def results() -> pd.DataFrame:
                 values[(arch, init, "auc")] = list(level + rng.normal(0, 0.01, 3))
                 for low in (17.0, 17.25, 17.5):
                     for quantity in ("completeness", "purity"):
-                        name = stats.binned_metric_name(quantity, low, low + 0.25, policy="bts_p1")
+                        name = binned_metric_name(quantity, low, low + 0.25, policy="bts_p1")
                         values[(arch, init, name)] = list(
                             np.clip(level - 0.1 * (low - 17) + rng.normal(0, 0.02, 3), 0, 1)
                         )
@@ -102,7 +104,7 @@ def test_colours_and_markers_are_consistent():
 
 
 def test_metric_by_arch_init_draws_the_summary_numbers(results, tmp_path):
-    summary = stats.summarise_over_seeds(results, ["auc"], n_resamples=500)
+    summary = summarise_over_seeds(results, ["auc"], n_resamples=500)
     figure = figures.plot_metric_by_arch_init(summary, "auc")
     ax = figure.axes[0]
     drawn = sorted(y for container in ax.containers for y in container.lines[0].get_ydata())
@@ -117,7 +119,7 @@ def test_metric_by_arch_init_draws_the_summary_numbers(results, tmp_path):
 
 
 def test_data_efficiency_and_completeness_purity(results, tmp_path):
-    summary = stats.summarise_over_seeds(results, n_resamples=300)
+    summary = summarise_over_seeds(results, n_resamples=300)
     figure = figures.plot_data_efficiency(summary, "auc", archs=["resnet18"])
     xs = {x for container in figure.axes[0].containers for x in container.lines[0].get_xdata()}
     assert xs == {0.1, 0.5, 1.0}

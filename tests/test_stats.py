@@ -13,7 +13,25 @@ import pandas as pd
 import pytest
 
 from alertlib.learn.results import COLUMNS
-from alertlib.report import stats
+from alertlib.report.claims import (
+    CLAIM_ACCURACY,
+    CLAIM_GENERIC,
+    CLAIM_MEMORY,
+    CLAIM_PRETRAINING,
+    CLAIM_SPEED,
+    efficiency_ratios,
+    headline_table,
+    verdict,
+    verdicts,
+)
+from alertlib.report.confusion import confusion_table
+from alertlib.report.seeds import (
+    architecture_differences,
+    bootstrap_mean_interval,
+    paired_differences,
+    summarise_over_seeds,
+)
+from alertlib.report.tables import binned_metric_name, binned_metrics, load_per_run_tables, parse_binned_metric
 
 
 def make_results(values: dict[tuple, list[float]], task: str = "bts", train_fraction: float = 1.0) -> pd.DataFrame:
@@ -84,9 +102,9 @@ def make_benchmark() -> pd.DataFrame:
 
 def test_bootstrap_is_deterministic_and_seeded():
     values = [0.81, 0.84, 0.79, 0.86, 0.80]
-    first = stats.bootstrap_mean_interval(values, n_resamples=2000, seed=3)
-    assert first == stats.bootstrap_mean_interval(values, n_resamples=2000, seed=3)
-    assert first != stats.bootstrap_mean_interval(values, n_resamples=2000, seed=4)
+    first = bootstrap_mean_interval(values, n_resamples=2000, seed=3)
+    assert first == bootstrap_mean_interval(values, n_resamples=2000, seed=3)
+    assert first != bootstrap_mean_interval(values, n_resamples=2000, seed=4)
     mean, low, high = first
     assert mean == pytest.approx(np.mean(values))
     assert min(values) <= low < mean < high <= max(values)
@@ -95,15 +113,15 @@ def test_bootstrap_is_deterministic_and_seeded():
 def test_bootstrap_hand_computable_two_values():
     # Resampling [0, 1] twice gives means 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4, so the
     # 2.5th and 97.5th percentiles are 0 and 1.
-    assert stats.bootstrap_mean_interval([0.0, 1.0], n_resamples=10_000, seed=0) == (0.5, 0.0, 1.0)
+    assert bootstrap_mean_interval([0.0, 1.0], n_resamples=10_000, seed=0) == (0.5, 0.0, 1.0)
 
 
 def test_bootstrap_degenerate_cases():
-    assert stats.bootstrap_mean_interval([0.7]) == (0.7, 0.7, 0.7)
-    assert stats.bootstrap_mean_interval([0.2, 0.2, 0.2]) == (0.2, 0.2, 0.2)
-    assert all(math.isnan(v) for v in stats.bootstrap_mean_interval([]))
+    assert bootstrap_mean_interval([0.7]) == (0.7, 0.7, 0.7)
+    assert bootstrap_mean_interval([0.2, 0.2, 0.2]) == (0.2, 0.2, 0.2)
+    assert all(math.isnan(v) for v in bootstrap_mean_interval([]))
     with pytest.raises(ValueError, match="finite"):
-        stats.bootstrap_mean_interval([0.1, float("nan")])
+        bootstrap_mean_interval([0.1, float("nan")])
 
 
 # ------------------------------------------------------------------------------------------
@@ -119,7 +137,7 @@ def test_summary_over_seeds_means_counts_and_missing_combinations():
             ("btsbot_cnn", "scratch", "auc"): [0.70, None, 0.74],  # seed 1 missing
         }
     )
-    summary = stats.summarise_over_seeds(results, n_resamples=2000)
+    summary = summarise_over_seeds(results, n_resamples=2000)
     assert len(summary) == 3  # only the combinations present
     # The study's order: the custom CNN first, then scratch before galaxy pre-training.
     assert list(zip(summary["arch"], summary["init"], strict=True)) == [
@@ -142,16 +160,16 @@ def test_summary_refuses_two_runs_for_one_seed_and_drops_repeats():
     results = make_results({("resnet18", "scratch", "auc"): [0.8, 0.9]})
     other_study = results.assign(run_id=results["run_id"] + "-other", value=results["value"] - 0.1)
     with pytest.raises(ValueError, match="mixes studies"):
-        stats.summarise_over_seeds(pd.concat([results, other_study]))
+        summarise_over_seeds(pd.concat([results, other_study]))
     with pytest.warns(UserWarning, match="loaded twice"):
-        summary = stats.summarise_over_seeds(pd.concat([results, results]))
+        summary = summarise_over_seeds(pd.concat([results, results]))
     assert summary["n_seeds"].tolist() == [2]
 
 
 def test_summary_drops_non_finite_values_with_a_warning():
     results = make_results({("resnet18", "scratch", "auc"): [0.8, float("nan"), 0.9]})
     with pytest.warns(UserWarning, match="non-finite"):
-        summary = stats.summarise_over_seeds(results)
+        summary = summarise_over_seeds(results)
     assert summary["n_seeds"].tolist() == [2]
     assert summary["mean"].tolist() == [pytest.approx(0.85)]
 
@@ -164,13 +182,13 @@ def test_summary_drops_non_finite_values_with_a_warning():
 def test_identical_inputs_give_zero_difference_and_zero_width_interval():
     seeds = [0.81, 0.77, 0.90, 0.85]
     results = make_results({("resnet18", "galaxy_sim", "auc"): seeds, ("resnet18", "scratch", "auc"): seeds})
-    differences = stats.paired_differences(results)
+    differences = paired_differences(results)
     assert len(differences) == 1
     row = differences.iloc[0]
     assert (row["treatment"], row["baseline"]) == ("galaxy_sim", "scratch")
     assert row["difference"] == 0.0 and row["ci_low"] == 0.0 and row["ci_high"] == 0.0
     assert row["n_pairs"] == 4
-    assert "no evidence" in stats.verdict(_as_headline_row(row))
+    assert "no evidence" in verdict(_as_headline_row(row))
 
 
 def test_constant_shift_is_recovered_exactly_and_pairing_follows_the_seed():
@@ -184,7 +202,7 @@ def test_constant_shift_is_recovered_exactly_and_pairing_follows_the_seed():
     )
     # Rows in another order must not change the pairing.
     shuffled = results.sample(frac=1.0, random_state=1)
-    row = stats.paired_differences(shuffled).iloc[0]
+    row = paired_differences(shuffled).iloc[0]
     assert row["difference"] == pytest.approx(shift)
     assert row["ci_low"] == pytest.approx(shift) and row["ci_high"] == pytest.approx(shift)
     # An unpaired comparison would see the seeds' spread (0.6-0.9); the paired one does not.
@@ -202,7 +220,7 @@ def test_paired_differences_use_common_seeds_and_every_alternative():
             ("convnext_pico", "scratch", "auc"): [0.60, 0.61, 0.62],  # no galaxy init for this arch
         }
     )
-    table = stats.paired_differences(results, n_resamples=2000)
+    table = paired_differences(results, n_resamples=2000)
     pairs = set(zip(table["treatment"], table["baseline"], strict=True))
     # galaxyzoo (Zoobot) starts with "galaxy": it is galaxy pre-training, compared with the others.
     assert pairs == {
@@ -226,7 +244,7 @@ def test_pooled_differences_pair_on_architecture_and_seed():
             ("convnext_pico", "galaxy_sim", "auc"): [0.54, 0.64],
         }
     )
-    pooled = stats.paired_differences(results, by=("task", "train_fraction", "metric"), n_resamples=4000)
+    pooled = paired_differences(results, by=("task", "train_fraction", "metric"), n_resamples=4000)
     row = pooled.iloc[0]
     assert row["n_pairs"] == 4
     assert row["difference"] == pytest.approx(0.03)
@@ -241,7 +259,7 @@ def test_architecture_differences_against_the_custom_cnn():
             ("resnet18", "galaxy_sim", "f1"): [0.70, 0.72, None],
         }
     )
-    table = stats.architecture_differences(results, n_resamples=2000)
+    table = architecture_differences(results, n_resamples=2000)
     assert list(table["init"]) == ["scratch", "galaxy_sim"]
     assert set(table["reference_init"]) == {"scratch"}
     assert table["difference"].tolist() == pytest.approx([0.05, 0.10])
@@ -254,16 +272,16 @@ def test_architecture_differences_against_the_custom_cnn():
 
 
 def test_binned_metric_names_round_trip():
-    name = stats.binned_metric_name("completeness", 17.0, 17.25, policy="bts_p1")
+    name = binned_metric_name("completeness", 17.0, 17.25, policy="bts_p1")
     assert name == "bts_p1_completeness_17.00-17.25"  # the form alertlib.learn.metrics writes
-    assert stats.parse_binned_metric(name) == ("bts_p1", "completeness", 17.0, 17.25)
-    assert stats.parse_binned_metric(stats.binned_metric_name("purity", 18.25, 18.5)) == ("", "purity", 18.25, 18.5)
-    assert stats.parse_binned_metric("purity_18.25_18.50") == ("", "purity", 18.25, 18.5)
-    assert stats.parse_binned_metric("prod_p2_purity_18.25-18.50") == ("prod_p2", "purity", 18.25, 18.5)
+    assert parse_binned_metric(name) == ("bts_p1", "completeness", 17.0, 17.25)
+    assert parse_binned_metric(binned_metric_name("purity", 18.25, 18.5)) == ("", "purity", 18.25, 18.5)
+    assert parse_binned_metric("purity_18.25_18.50") == ("", "purity", 18.25, 18.5)
+    assert parse_binned_metric("prod_p2_purity_18.25-18.50") == ("prod_p2", "purity", 18.25, 18.5)
     for other in ("auc", "f1_macro", "bts_p1_completeness", "accuracy_class1", "train_alerts_per_s"):
-        assert stats.parse_binned_metric(other) is None, other
+        assert parse_binned_metric(other) is None, other
     with pytest.raises(ValueError, match="wrong way round"):
-        stats.parse_binned_metric("purity_18.50_18.25")
+        parse_binned_metric("purity_18.50_18.25")
     results = make_results(
         {
             ("resnet18", "scratch", "bts_p1_completeness_17.00-17.25"): [0.5],
@@ -272,7 +290,7 @@ def test_binned_metric_names_round_trip():
             ("resnet18", "scratch", "roc_auc"): [0.9],
         }
     )
-    binned = stats.binned_metrics(results)
+    binned = binned_metrics(results)
     assert sorted(binned["quantity"]) == ["completeness", "purity"]
     assert set(binned["policy"]) == {"bts_p1"}
     assert sorted(binned["mag_center"]) == [17.125, 17.375]
@@ -280,9 +298,9 @@ def test_binned_metric_names_round_trip():
 
 def test_confusion_tables_binary_and_multiclass():
     binary = pd.DataFrame({"label": [0, 0, 1, 1, 1], "score": [0.1, 0.7, 0.9, 0.4, 0.5]})
-    table = stats.confusion_table(binary, normalise=False)
+    table = confusion_table(binary, normalise=False)
     assert table.to_numpy().tolist() == [[1, 1], [1, 2]]  # a score of exactly 0.5 counts as positive
-    normalised = stats.confusion_table(binary)
+    normalised = confusion_table(binary)
     assert normalised.to_numpy()[1].tolist() == pytest.approx([1 / 3, 2 / 3])
     # Multi-class as alertlib.learn.finetune writes it: class indices, predicted index, prob_<class> columns.
     finetune_style = pd.DataFrame(
@@ -295,7 +313,7 @@ def test_confusion_tables_binary_and_multiclass():
             "prob_bogus": [0.1, 0.1, 0.2, 0.7, 0.1],
         }
     )
-    table = stats.confusion_table(finetune_style, normalise=False)
+    table = confusion_table(finetune_style, normalise=False)
     assert list(table.index) == ["sn", "var", "bogus"]  # the class-index order of the prob_ columns
     assert table.to_numpy().tolist() == [[1, 1, 0], [1, 1, 0], [0, 0, 1]]
     # The same with class names and only per-class scores (the prediction is their argmax).
@@ -307,7 +325,7 @@ def test_confusion_tables_binary_and_multiclass():
             "score_bogus": [0.1, 0.1, 0.2, 0.7],
         }
     )
-    table = stats.confusion_table(named, normalise=False)
+    table = confusion_table(named, normalise=False)
     assert table.loc["sn", "sn"] == 1 and table.loc["sn", "var"] == 1 and table.loc["bogus", "bogus"] == 1
 
 
@@ -317,7 +335,7 @@ def test_confusion_tables_binary_and_multiclass():
 
 
 def test_efficiency_ratios_use_the_fastest_variant_at_the_largest_batch():
-    ratios = stats.efficiency_ratios(make_benchmark()).set_index("model")
+    ratios = efficiency_ratios(make_benchmark()).set_index("model")
     assert set(ratios.index) == {"resnet18", "convnext_pico"}
     assert ratios.loc["resnet18", "variant"] == "channels_last"
     assert ratios.loc["resnet18", "batch_size"] == 256
@@ -325,7 +343,7 @@ def test_efficiency_ratios_use_the_fastest_variant_at_the_largest_batch():
     assert ratios.loc["resnet18", "memory_ratio"] == pytest.approx(0.5)
     assert ratios.loc["convnext_pico", "speed_ratio"] == pytest.approx(0.5)
     assert ratios.loc["convnext_pico", "params_ratio"] == pytest.approx(45.0)
-    eager = stats.efficiency_ratios(make_benchmark(), variant="eager", batch_size=1).set_index("model")
+    eager = efficiency_ratios(make_benchmark(), variant="eager", batch_size=1).set_index("model")
     assert eager.loc["resnet18", "alerts_per_s"] == pytest.approx(200.0)
 
 
@@ -343,17 +361,17 @@ def test_headline_table_states_the_measured_numbers():
         }
     )
     with pytest.warns(UserWarning, match="absent_metric"):
-        table = stats.headline_table(
+        table = headline_table(
             results, make_benchmark(), accuracy_metrics=("auc", "f1", "absent_metric"), n_resamples=2000
         )
     assert set(table["claim"]) == {
-        stats.CLAIM_PRETRAINING,
-        stats.CLAIM_GENERIC,
-        stats.CLAIM_ACCURACY,
-        stats.CLAIM_SPEED,
-        stats.CLAIM_MEMORY,
+        CLAIM_PRETRAINING,
+        CLAIM_GENERIC,
+        CLAIM_ACCURACY,
+        CLAIM_SPEED,
+        CLAIM_MEMORY,
     }
-    pre = table[(table["claim"] == stats.CLAIM_PRETRAINING) & (table["metric"] == "roc_auc")]
+    pre = table[(table["claim"] == CLAIM_PRETRAINING) & (table["metric"] == "roc_auc")]
     versus_scratch = pre[pre["baseline"] == "scratch"].iloc[0]
     assert versus_scratch["effect"] == pytest.approx(0.05)
     assert versus_scratch["verdict"].startswith(
@@ -361,37 +379,37 @@ def test_headline_table_states_the_measured_numbers():
     )
     versus_synthetic = pre[pre["baseline"] == "synthetic"].iloc[0]
     assert versus_synthetic["effect"] == pytest.approx(0.04)
-    generic = table[(table["claim"] == stats.CLAIM_GENERIC) & (table["metric"] == "roc_auc")].iloc[0]
+    generic = table[(table["claim"] == CLAIM_GENERIC) & (table["metric"] == "roc_auc")].iloc[0]
     assert (generic["treatment"], generic["baseline"], generic["effect"]) == (
         "synthetic",
         "scratch",
         pytest.approx(0.01),
     )
     assert not table["treatment"].str.contains("braai_vgg").any()
-    f1_row = table[(table["claim"] == stats.CLAIM_PRETRAINING) & (table["metric"] == "f1")].iloc[0]
+    f1_row = table[(table["claim"] == CLAIM_PRETRAINING) & (table["metric"] == "f1")].iloc[0]
     assert f1_row["effect"] == pytest.approx(0.0)
     assert "interval includes 0: no evidence" in f1_row["verdict"]
-    accuracy = table[(table["claim"] == stats.CLAIM_ACCURACY) & (table["metric"] == "roc_auc")]
+    accuracy = table[(table["claim"] == CLAIM_ACCURACY) & (table["metric"] == "roc_auc")]
     assert accuracy["treatment"].tolist() == ["resnet18 (scratch)", "resnet18 (synthetic)", "resnet18 (galaxy_sim)"]
     assert accuracy["effect"].tolist() == pytest.approx([0.13 / 3, 0.16 / 3, 0.28 / 3])
-    speed = table[table["claim"] == stats.CLAIM_SPEED].set_index("treatment")
+    speed = table[table["claim"] == CLAIM_SPEED].set_index("treatment")
     assert speed.loc["resnet18", "effect"] == pytest.approx(2.0)
     assert speed.loc["resnet18", "verdict"] == (
         "resnet18 processes 2.00x the alerts per second of btsbot_cnn (cpu, float32, batch 256): faster."
     )
     assert speed.loc["convnext_pico", "verdict"].endswith(": slower.")
-    memory = table[table["claim"] == stats.CLAIM_MEMORY].set_index("treatment")
+    memory = table[table["claim"] == CLAIM_MEMORY].set_index("treatment")
     assert memory.loc["resnet18", "verdict"].endswith(
         "0.50x the peak memory of btsbot_cnn (cpu, float32, batch 256): less memory."
     )
-    assert stats.verdicts(table) == table["verdict"].tolist()
+    assert verdicts(table) == table["verdict"].tolist()
 
 
 def test_headline_with_one_seed_says_the_interval_is_degenerate():
     results = make_results(
         {("resnet18", "scratch", "auc"): [0.70], ("resnet18", "galaxy_gz1", "auc"): [0.75]},
     )
-    table = stats.headline_table(results, accuracy_metrics=("auc",))
+    table = headline_table(results, accuracy_metrics=("auc",))
     assert len(table) == 1  # no CNN, no benchmark: only the pre-training row
     sentence = table["verdict"].iloc[0]
     assert "+0.050 auc" in sentence and "single seed" in sentence and "degenerate" in sentence
@@ -399,7 +417,7 @@ def test_headline_with_one_seed_says_the_interval_is_degenerate():
 
 def _as_headline_row(row: pd.Series) -> dict:
     return {
-        "claim": stats.CLAIM_PRETRAINING,
+        "claim": CLAIM_PRETRAINING,
         "metric": row["metric"],
         "scope": row["arch"],
         "treatment": row["treatment"],
@@ -426,9 +444,9 @@ def test_verdict_direction_follows_the_metric():
         "ci_high": -0.1,
         "relative_effect": math.nan,
     }
-    assert stats.verdict(row).startswith("galaxy_sim beats scratch on resnet18 by -0.200 val_loss")
-    assert stats.verdict({**row, "metric": "auc"}).startswith("galaxy_sim is worse than scratch")
-    assert "no seeds in common" in stats.verdict({**row, "n": 0, "effect": math.nan})
+    assert verdict(row).startswith("galaxy_sim beats scratch on resnet18 by -0.200 val_loss")
+    assert verdict({**row, "metric": "auc"}).startswith("galaxy_sim is worse than scratch")
+    assert "no seeds in common" in verdict({**row, "n": 0, "effect": math.nan})
 
 
 def test_per_run_tables_are_tagged_with_their_run(tmp_path):
@@ -442,6 +460,6 @@ def test_per_run_tables_are_tagged_with_their_run(tmp_path):
         )
     (tmp_path / "run1" / "curves.csv").unlink()
     with pytest.warns(UserWarning, match="1 runs .* have no curves.csv"):
-        curves = stats.load_per_run_tables(tmp_path, "curves.csv")
+        curves = load_per_run_tables(tmp_path, "curves.csv")
     assert len(curves) == 2 and set(curves["seed"]) == {0} and set(curves["arch"]) == {"resnet18"}
     assert curves["val_loss"].tolist() == [1.1, 0.7]

@@ -1,7 +1,7 @@
 """The study's figures, each drawn from tables (or arrays) only, and saved as PNG and PDF.
 
 Every function takes tables produced by the study (the tidy results table, its summary from
-``alertlib.report.stats``, per-run predictions, training curves, the benchmark table) or arrays (images,
+``alertlib.report.seeds``, per-run predictions, training curves, the benchmark table) or arrays (images,
 triplets, embeddings), and returns a ``matplotlib.figure.Figure``. Figures are built without
 ``pyplot``, so they hold no global state and work under any backend; in a notebook, show one by
 making it the last expression of a cell. ``save_figure`` writes ``<name>.png`` and ``<name>.pdf``
@@ -31,7 +31,7 @@ from matplotlib.ticker import MaxNLocator
 from alertlib.core.files import atomic_path
 from alertlib.core.paths import figures_dir
 from alertlib.core.vocab import REFERENCE_ARCH, ordered_archs, ordered_inits
-from alertlib.report import stats
+from alertlib.report import claims, confusion, seeds, tables
 
 # One colour per initialisation, the same in every figure.
 INIT_COLOURS = {
@@ -343,19 +343,19 @@ def plot_triplet_examples(
 
 
 def _as_summary(table: pd.DataFrame, metrics=None) -> pd.DataFrame:
-    """A summary table (``stats.summarise_over_seeds``) from either a summary or a raw results table."""
+    """A summary table (``seeds.summarise_over_seeds``) from either a summary or a raw results table."""
     if "mean" in table.columns and "ci_low" in table.columns:
         return table if metrics is None else table[table["metric"].isin(list(metrics))]
     if "value" in table.columns:
-        return stats.summarise_over_seeds(table, metrics)
+        return seeds.summarise_over_seeds(table, metrics)
     raise ValueError(
-        "expected the results table (with 'value') or its summary from alertlib.report.stats.summarise_over_seeds "
+        "expected the results table (with 'value') or its summary from alertlib.report.seeds.summarise_over_seeds "
         f"(with 'mean', 'ci_low', 'ci_high'); got columns {list(table.columns)}"
     )
 
 
 def _resolve(table: pd.DataFrame, metric: str) -> str:
-    found = stats.resolve_metric(table, metric) if not table.empty else None
+    found = tables.resolve_metric(table, metric) if not table.empty else None
     if found is None:
         available = sorted(table["metric"].unique())[:20] if not table.empty else []
         raise ValueError(f"metric {metric!r} (or an alias) is not in the table; available: {available}")
@@ -384,9 +384,9 @@ def plot_metric_by_arch_init(
     Parameters
     ----------
     table:
-        The results table or its ``stats.summarise_over_seeds`` summary.
+        The results table or its ``seeds.summarise_over_seeds`` summary.
     metric:
-        Metric name (aliases of ``stats.METRIC_ALIASES`` accepted).
+        Metric name (aliases of ``tables.METRIC_ALIASES`` accepted).
     reference_init:
         The CNN's initialisation drawn as the reference (default scratch, else its first).
     confidence:
@@ -413,7 +413,7 @@ def plot_metric_by_arch_init(
         _errorbar(ax, x, part, fmt="o", color=init_colour(init), label=init, markersize=6)
     reference = rows[rows["arch"] == reference_arch]
     if not reference.empty:
-        chosen = stats.reference_init_for(reference["init"], reference_init)
+        chosen = seeds.reference_init_for(reference["init"], reference_init)
         ref = reference[reference["init"] == chosen].iloc[0] if chosen is not None else None
         if ref is not None:
             ax.axhline(
@@ -489,7 +489,7 @@ def plot_completeness_purity(
     train_fraction: float = 1.0,
     archs: Sequence[str] | None = None,
     inits: Sequence[str] | None = None,
-    quantities: Sequence[str] = stats.BINNED_QUANTITIES,
+    quantities: Sequence[str] = tables.BINNED_QUANTITIES,
     policy: str | None = None,
 ) -> Figure:
     """Completeness and purity against peak magnitude, one panel per quantity.
@@ -499,17 +499,17 @@ def plot_completeness_purity(
     table:
         The results table (or its summary) holding metrics named like
         ``bts_p1_completeness_17.00-17.25`` or ``completeness_17.00_17.25``
-        (``stats.parse_binned_metric``). Points sit at the bin centres (side by side), the x ticks
+        (``tables.parse_binned_metric``). Points sit at the bin centres (side by side), the x ticks
         are the bin edges, vertical bars are the intervals over seeds.
     policy:
         Source-level policy whose bins are drawn (``bts_p1``, ``bts_p2``, ``prod_p1``, ``prod_p2``).
         Default: the only one present, else ``bts_p1`` when present, else the first in sorted order.
     """
-    binned = stats.binned_metrics(table, quantities)
+    binned = tables.binned_metrics(table, quantities)
     if binned.empty:
         raise ValueError(
             f"no binned metrics ([<policy>_]{'|'.join(quantities)}_<low>-<high>) in the table; "
-            "alertlib.learn.metrics.policy_metrics writes them (names: alertlib.report.stats.binned_metric_name)"
+            "alertlib.learn.metrics.policy_metrics writes them (names: alertlib.report.tables.binned_metric_name)"
         )
     policies = sorted(set(binned["policy"]))
     if policy is None:
@@ -519,7 +519,7 @@ def plot_completeness_purity(
     binned = binned[binned["policy"] == policy]
     if "mean" not in binned.columns:
         # Raw results: summarise over seeds, then read the bins back from the metric names.
-        binned = stats.binned_metrics(stats.summarise_over_seeds(binned), quantities)
+        binned = tables.binned_metrics(seeds.summarise_over_seeds(binned), quantities)
     summary = binned
     rows = summary[(summary["task"] == task) & np.isclose(summary["train_fraction"].astype(float), train_fraction)]
     if archs is not None:
@@ -586,12 +586,12 @@ def plot_roc_curves(predictions: pd.DataFrame, group_by: str = "init", facet_by:
     """
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    if stats.is_multiclass(predictions):
+    if confusion.is_multiclass(predictions):
         raise ValueError(
             "ROC curves are drawn for the binary task (label 0/1 and score); these predictions are "
             "multi-class: use plot_confusion_matrices"
         )
-    stats.check_columns(predictions, ("label", "score"), "binary predictions table (ROC curves)")
+    tables.check_columns(predictions, ("label", "score"), "binary predictions table (ROC curves)")
     facets = _facets(predictions, facet_by)
     figure, axes = new_figure(1, len(facets), panel_size=(3.8, 3.6))
     for ax, facet in zip(axes[0], facets, strict=True):
@@ -636,7 +636,7 @@ def plot_confusion_matrices(
 
     Several seeds of a group are pooled (their counts summed) before normalising. Binary tables
     use ``label`` and ``score >= threshold``; multi-class tables (``alertlib.learn.finetune``: ``label``,
-    ``predicted``, ``prob_<class>``) are read by ``stats.true_and_predicted``. Each cell shows the
+    ``predicted``, ``prob_<class>``) are read by ``confusion.true_and_predicted``. Each cell shows the
     row fraction and, in brackets, the count.
     """
     groups = _ordered(predictions[group_by], group_by) if group_by in predictions.columns else [None]
@@ -650,8 +650,8 @@ def plot_confusion_matrices(
             if part.empty:
                 ax.set_axis_off()
                 continue
-            matrix = stats.confusion_table(part, threshold=threshold, normalise=True)
-            counts = stats.confusion_table(part, threshold=threshold, normalise=False)
+            matrix = confusion.confusion_table(part, threshold=threshold, normalise=True)
+            counts = confusion.confusion_table(part, threshold=threshold, normalise=False)
             ax.imshow(matrix.to_numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
             names = [_class_name(c, class_names) for c in matrix.index]
             ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
@@ -692,10 +692,10 @@ def plot_speed_memory(
 ) -> Figure:
     """Throughput and peak memory against parameter count, one row of panels per device.
 
-    Rows are chosen by ``stats.select_benchmark_rows`` (same arguments: by default float32, the
+    Rows are chosen by ``claims.select_benchmark_rows`` (same arguments: by default float32, the
     largest batch size, and each model's fastest variant). The custom CNN is drawn in black.
     """
-    selected = stats.select_benchmark_rows(benchmark, device, dtype, batch_size, impl, variant)
+    selected = claims.select_benchmark_rows(benchmark, device, dtype, batch_size, impl, variant)
     if selected.empty:
         raise ValueError("no benchmark rows left after choosing device/dtype/batch_size/impl/variant")
     devices = sorted(selected["device"].unique())
@@ -861,7 +861,7 @@ def plot_training_curves(curves: pd.DataFrame, group_by: str = "init", facet_by:
         Long table with ``epoch``, ``train_loss``, ``val_loss`` (the per-run CSV), plus
         ``group_by`` / ``facet_by`` / ``seed`` columns when several runs are drawn.
     """
-    stats.check_columns(curves, ("epoch", "train_loss", "val_loss"), "training curves table")
+    tables.check_columns(curves, ("epoch", "train_loss", "val_loss"), "training curves table")
     facets = _facets(curves, facet_by)
     figure, axes = new_figure(1, len(facets), panel_size=(4.0, 3.2))
     for ax, facet in zip(axes[0], facets, strict=True):

@@ -1,0 +1,347 @@
+"""Statistics over seeds: means, bootstrap intervals and paired differences.
+
+Every comparison of the study is a mean over seeds with a percentile-bootstrap interval (95% by
+default), and every claim is a paired difference matched by seed, with its own interval:
+
+1. ``summarise_over_seeds``: mean, standard deviation and interval per
+   (task, arch, init, train_fraction, metric).
+2. ``paired_differences``: galaxy pre-training minus each alternative initialisation, same
+   task, architecture and training fraction, matched by seed.
+3. ``architecture_differences``: each architecture and initialisation minus the custom CNN
+   (``btsbot_cnn``), matched by seed.
+
+The input is the tidy results table of ``alertlib.learn.results`` (one row per run and metric).
+Everything is deterministic: the bootstrap draws from ``numpy.random.default_rng(seed)``.
+
+A caution that the verdicts repeat: with a handful of seeds a percentile bootstrap interval is
+narrow (it cannot be wider than the spread of the seeds' values), so it is a description of the
+seeds that were run, not a guarantee; with one seed it is degenerate (zero width) and says nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from alertlib.core.vocab import REFERENCE_ARCH, is_galaxy_init, ordered_inits
+from alertlib.report.tables import check_columns, sort_table
+
+# A result is identified by these columns (plus the seed, over which we summarise).
+SUMMARY_KEYS = ("task", "arch", "init", "train_fraction", "metric")
+COMPARISON_KEYS = ("task", "arch", "train_fraction", "metric")
+
+# --------------------------------------------------------------------------------------------
+# The bootstrap
+# --------------------------------------------------------------------------------------------
+
+
+def bootstrap_mean_interval(
+    values, n_resamples: int = 10_000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of ``values`` and its percentile-bootstrap interval.
+
+    Parameters
+    ----------
+    values:
+        One number per seed (or per pair of seeds, for a paired difference). Must be finite.
+    n_resamples:
+        Bootstrap resamples (each draws ``len(values)`` values with replacement).
+    confidence:
+        Coverage of the interval, e.g. 0.95 for the 2.5th and 97.5th percentiles.
+    seed:
+        Seed of ``numpy.random.default_rng``: the same inputs and seed give the same interval.
+
+    Returns
+    -------
+    (mean, low, high)
+        With one value the interval is degenerate: ``low == high == mean``. With none, all NaN.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"bootstrap_mean_interval: values must be finite, got {values.tolist()}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+    count = len(values)
+    if count == 0:
+        return (math.nan, math.nan, math.nan)
+    if np.all(values == values[0]):
+        # One value or identical values: every resample has that mean, so the interval has zero width.
+        # Returned exactly (a floating-point mean of equal numbers can differ in the last bit).
+        value = float(values[0])
+        return (value, value, value)
+    mean = float(values.mean())
+    rng = np.random.default_rng(seed)
+    resampled_means = np.empty(n_resamples)
+    # Draw in chunks so that long inputs (e.g. per-alert values) do not need a huge index array.
+    chunk = max(1, 4_000_000 // count)
+    for start in range(0, n_resamples, chunk):
+        stop = min(n_resamples, start + chunk)
+        indices = rng.integers(0, count, size=(stop - start, count))
+        resampled_means[start:stop] = values[indices].mean(axis=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(resampled_means, [tail, 1.0 - tail])
+    return (mean, float(low), float(high))
+
+
+# --------------------------------------------------------------------------------------------
+# Per-seed values and their summary
+# --------------------------------------------------------------------------------------------
+
+
+def per_seed_values(results: pd.DataFrame, metrics: Iterable[str] | None = None) -> pd.DataFrame:
+    """One row per (task, arch, init, train_fraction, metric, seed) with its ``value``.
+
+    Rows with a non-finite value (e.g. an AUC on a test set with one class) are dropped with a
+    warning that counts them. The same run loaded twice (same ``run_id`` and metric) is kept once,
+    also with a warning. Two different runs for the same key and seed are an error: the table mixes
+    studies (e.g. two profiles or data versions) and must be filtered first.
+
+    Parameters
+    ----------
+    results:
+        The tidy results table (``alertlib.learn.results.COLUMNS``; ``run_id`` is optional).
+    metrics:
+        Keep only these metric names (all when None).
+    """
+    check_columns(results, (*SUMMARY_KEYS, "seed", "value"), "results table")
+    table = results
+    if metrics is not None:
+        table = table[table["metric"].isin(list(metrics))]
+    table = table.copy()
+    table["value"] = pd.to_numeric(table["value"], errors="coerce")
+    table["train_fraction"] = table["train_fraction"].astype(float)
+    non_finite = ~np.isfinite(table["value"].to_numpy(dtype=np.float64))
+    if non_finite.any():
+        examples = table.loc[non_finite, ["arch", "init", "seed", "metric"]].head(3).to_dict("records")
+        warnings.warn(
+            f"dropped {int(non_finite.sum())} results rows with a non-finite value (e.g. {examples})",
+            stacklevel=2,
+        )
+        table = table[~non_finite]
+    if "run_id" in table.columns:
+        repeated = table.duplicated(["run_id", "metric"], keep="last")
+        if repeated.any():
+            warnings.warn(
+                f"dropped {int(repeated.sum())} repeated rows of the same run_id and metric (a run loaded twice)",
+                stacklevel=2,
+            )
+            table = table[~repeated]
+    key = [*SUMMARY_KEYS, "seed"]
+    clash = table.duplicated(key, keep=False)
+    if clash.any():
+        first = table.loc[clash, key].drop_duplicates().head(3).to_dict("records")
+        raise ValueError(
+            f"results hold more than one run for {int(clash.sum())} rows' (task, arch, init, train_fraction, "
+            f"metric, seed), e.g. {first}. The table mixes studies: filter it to one study first "
+            f"(e.g. on data_version, code_version or config) before summarising."
+        )
+    return sort_table(table[[*key, "value"]])
+
+
+def summarise_over_seeds(
+    results: pd.DataFrame,
+    metrics: Iterable[str] | None = None,
+    n_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Mean and bootstrap interval over seeds for each (task, arch, init, train_fraction, metric).
+
+    Parameters
+    ----------
+    results:
+        The tidy results table.
+    metrics:
+        Metric names to summarise (all when None).
+    n_resamples, confidence, seed:
+        The bootstrap (see ``bootstrap_mean_interval``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``task, arch, init, train_fraction, metric, n_seeds, seeds, mean, std, ci_low, ci_high,
+        interval_degenerate``; ``seeds`` lists the seeds (e.g. ``"0,1,2"``), ``std`` is the sample
+        standard deviation (NaN for one seed), ``interval_degenerate`` is true where one seed (or
+        identical values) gives a zero-width interval. Only the combinations present appear.
+    """
+    values = per_seed_values(results, metrics)
+    rows = []
+    for key, group in values.groupby(list(SUMMARY_KEYS), sort=False):
+        mean, low, high = bootstrap_mean_interval(group["value"], n_resamples, confidence, seed)
+        rows.append(
+            {
+                **dict(zip(SUMMARY_KEYS, key, strict=True)),
+                "n_seeds": len(group),
+                "seeds": ",".join(str(s) for s in sorted(group["seed"])),
+                "mean": mean,
+                "std": float(group["value"].std(ddof=1)) if len(group) > 1 else math.nan,
+                "ci_low": low,
+                "ci_high": high,
+                "interval_degenerate": bool(low == high),
+            }
+        )
+    columns = [*SUMMARY_KEYS, "n_seeds", "seeds", "mean", "std", "ci_low", "ci_high", "interval_degenerate"]
+    return sort_table(pd.DataFrame(rows, columns=columns))
+
+
+# --------------------------------------------------------------------------------------------
+# Paired differences
+# --------------------------------------------------------------------------------------------
+
+
+def _paired_row(treatment: pd.Series, baseline: pd.Series, n_resamples: int, confidence: float, seed: int) -> dict:
+    """Difference treatment - baseline over the keys (seeds) both have, with its bootstrap interval."""
+    common = treatment.index.intersection(baseline.index)
+    differences = (treatment.loc[common] - baseline.loc[common]).to_numpy(dtype=np.float64)
+    mean, low, high = bootstrap_mean_interval(differences, n_resamples, confidence, seed)
+    baseline_mean = float(baseline.loc[common].mean()) if len(common) else math.nan
+    return {
+        "n_pairs": len(common),
+        "n_unpaired": len(treatment.index.symmetric_difference(baseline.index)),
+        "treatment_mean": float(treatment.loc[common].mean()) if len(common) else math.nan,
+        "baseline_mean": baseline_mean,
+        "difference": mean,
+        "ci_low": low,
+        "ci_high": high,
+        "relative_difference": mean / baseline_mean if len(common) and baseline_mean != 0.0 else math.nan,
+        "interval_degenerate": bool(len(common) > 0 and low == high),
+    }
+
+
+PAIRED_COLUMNS = (
+    "n_pairs",
+    "n_unpaired",
+    "treatment_mean",
+    "baseline_mean",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "relative_difference",
+    "interval_degenerate",
+)
+
+
+def paired_differences(
+    results: pd.DataFrame,
+    metrics: Iterable[str] | None = None,
+    treatment_inits: Iterable[str] | None = None,
+    baseline_inits: Iterable[str] | None = None,
+    by: Sequence[str] = COMPARISON_KEYS,
+    n_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Galaxy pre-training minus each alternative initialisation, matched by seed, with intervals.
+
+    For each group of ``by`` (by default the same task, architecture, training fraction and
+    metric), each treatment initialisation and each baseline initialisation present in that group,
+    the difference treatment - baseline is taken seed by seed over the seeds both have, then
+    averaged and bootstrapped. Leaving ``arch`` out of ``by`` pools architectures: pairs are then
+    matched on (arch, seed).
+
+    Parameters
+    ----------
+    results:
+        The tidy results table.
+    metrics:
+        Metric names (all when None).
+    treatment_inits:
+        Default: every initialisation whose name starts with ``galaxy`` (``is_galaxy_init``).
+    baseline_inits:
+        Default: every other initialisation present (scratch, synthetic, imagenet...).
+    by:
+        Grouping columns, a subset of ``COMPARISON_KEYS`` that includes ``metric``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``*by, treatment, baseline, n_pairs, n_unpaired, treatment_mean, baseline_mean,
+        difference, ci_low, ci_high, relative_difference, interval_degenerate``. ``n_unpaired``
+        counts seeds present for only one of the two; ``treatment_mean`` and ``baseline_mean`` are
+        over the paired seeds; ``relative_difference`` is difference / baseline_mean.
+    """
+    by = list(by)
+    if "metric" not in by or not set(by) <= set(COMPARISON_KEYS):
+        raise ValueError(f"by must be a subset of {COMPARISON_KEYS} that includes 'metric', got {by}")
+    match_on = ["seed", *[k for k in COMPARISON_KEYS if k not in by]]
+    values = per_seed_values(results, metrics)
+    present = ordered_inits(values["init"])
+    treatments = ordered_inits(treatment_inits) if treatment_inits is not None else []
+    if treatment_inits is None:
+        treatments = [i for i in present if is_galaxy_init(i)]
+    if baseline_inits is not None:
+        baselines = ordered_inits(baseline_inits)
+    else:
+        baselines = [i for i in present if i not in treatments]
+    rows = []
+    for key, group in values.groupby(by, sort=False):
+        by_init = {init: part.set_index(match_on)["value"] for init, part in group.groupby("init")}
+        for treatment in treatments:
+            for baseline in baselines:
+                if treatment == baseline or treatment not in by_init or baseline not in by_init:
+                    continue
+                paired = _paired_row(by_init[treatment], by_init[baseline], n_resamples, confidence, seed)
+                rows.append({**dict(zip(by, key, strict=True)), "treatment": treatment, "baseline": baseline, **paired})
+    return sort_table(pd.DataFrame(rows, columns=[*by, "treatment", "baseline", *PAIRED_COLUMNS]))
+
+
+def reference_init_for(inits: Iterable[str], preferred: str | None) -> str | None:
+    """The reference's initialisation: ``preferred`` if present, else scratch, else the first in order."""
+    inits = ordered_inits(inits)
+    if preferred is not None:
+        return preferred if preferred in inits else None
+    return "scratch" if "scratch" in inits else (inits[0] if inits else None)
+
+
+def architecture_differences(
+    results: pd.DataFrame,
+    metrics: Iterable[str] | None = None,
+    reference_arch: str = REFERENCE_ARCH,
+    reference_init: str | None = None,
+    n_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Each (architecture, initialisation) minus the custom CNN, matched by seed, with intervals.
+
+    Within each (task, train_fraction, metric), the reference is ``reference_arch`` with
+    ``reference_init`` (default: its ``scratch`` run, else its first initialisation in
+    ``INIT_ORDER``). Groups without the reference are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``task, train_fraction, metric, arch, init, reference_arch, reference_init`` and the
+        paired columns of ``paired_differences`` (treatment = the architecture, baseline = the CNN).
+    """
+    values = per_seed_values(results, metrics)
+    keys = ["task", "train_fraction", "metric"]
+    rows = []
+    for key, group in values.groupby(keys, sort=False):
+        reference_rows = group[group["arch"] == reference_arch]
+        ref_init = reference_init_for(reference_rows["init"], reference_init)
+        if ref_init is None:
+            continue
+        reference = reference_rows[reference_rows["init"] == ref_init].set_index("seed")["value"]
+        for (arch, init), part in group.groupby(["arch", "init"], sort=False):
+            if arch == reference_arch:
+                continue
+            paired = _paired_row(part.set_index("seed")["value"], reference, n_resamples, confidence, seed)
+            rows.append(
+                {
+                    **dict(zip(keys, key, strict=True)),
+                    "arch": arch,
+                    "init": init,
+                    "reference_arch": reference_arch,
+                    "reference_init": ref_init,
+                    **paired,
+                }
+            )
+    columns = [*keys, "arch", "init", "reference_arch", "reference_init", *PAIRED_COLUMNS]
+    return sort_table(pd.DataFrame(rows, columns=columns))
