@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from alertlib.sky import alerts
+from alertlib.sky import calibration
+from alertlib.sky.observing import observe_sources
+from alertlib.sky.sources import draw_sources
+from alertlib.sky.triplets import render_batch
 
 
 def _observed(n=400, seed=5):
     rng = np.random.default_rng(seed)
-    sources = alerts.draw_sources(rng, n)
-    return sources, alerts.observe_sources(rng, sources)
+    sources = draw_sources(rng, n)
+    return sources, observe_sources(rng, sources)
 
 
 def test_level_follows_the_template_sky_and_the_transparency():
@@ -18,18 +21,18 @@ def test_level_follows_the_template_sky_and_the_transparency():
     level = observed["sky"].to_numpy()
     # The template cutout is background-matched to the science one.
     assert np.array_equal(observed["reference_level"].to_numpy(), level)
-    expected = observed["template_sky"] * 10 ** (0.4 * (observed["magzpsci"] - alerts.ZERO_POINT_MEDIAN))
+    expected = observed["template_sky"] * 10 ** (0.4 * (observed["magzpsci"] - calibration.ZERO_POINT_MEDIAN))
     assert np.allclose(level, expected)
     # r-band skies are brighter than g-band ones relative to the noise (real packets: 17.2 and 10.2).
-    ratio = observed["template_sky"] / alerts.SCIENCE_NOISE_MEDIAN
+    ratio = observed["template_sky"] / calibration.SCIENCE_NOISE_MEDIAN
     assert ratio[observed["fid"] == 2].median() > 1.3 * ratio[observed["fid"] == 1].median()
 
 
 def test_cloudy_alerts_are_bright_and_keep_their_noise():
     _, observed = _observed()
-    loss = alerts.ZERO_POINT_MEDIAN - observed["magzpsci"]
-    cloudy = loss > alerts.CLOUD_LOSS_MAG[0] - 0.5
-    assert 0 < cloudy.mean() < alerts.CLOUDY_FRACTION
+    loss = calibration.ZERO_POINT_MEDIAN - observed["magzpsci"]
+    cloudy = loss > calibration.CLOUD_LOSS_MAG[0] - 0.5
+    assert 0 < cloudy.mean() < calibration.CLOUDY_FRACTION
     # Detected through the cloud: brighter than the (lowered) limit.
     assert (observed["true_difference_mag"][cloudy] < observed["diffmaglim"][cloudy]).all()
     assert observed["diffmaglim"][cloudy].median() < observed["diffmaglim"][~cloudy].median() - 1
@@ -43,11 +46,11 @@ def test_template_noise_is_gain_matched_like_its_level():
     from alertlib.sky.realism import triplet_statistics
 
     rng = np.random.default_rng(7)
-    sources = alerts.draw_sources(rng, 300)
-    observed = alerts.observe_sources(rng, sources)
-    triplets, _ = alerts.render_batch(rng, sources, observed)
+    sources = draw_sources(rng, 300)
+    observed = observe_sources(rng, sources)
+    triplets, _ = render_batch(rng, sources, observed)
     stats = triplet_statistics(triplets / np.sqrt((triplets**2).sum(axis=(1, 2), keepdims=True)))
-    loss = alerts.ZERO_POINT_MEDIAN - observed["magzpsci"].to_numpy()
+    loss = calibration.ZERO_POINT_MEDIAN - observed["magzpsci"].to_numpy()
     cloudy = loss > 0.5
     assert cloudy.any()
     # Template noise-to-level does not depend on the transparency (noise and level scale alike) ...
@@ -60,10 +63,10 @@ def test_template_noise_is_gain_matched_like_its_level():
 
 def test_cloudy_exposures_miscalibrate_every_static_source_in_the_cutout():
     rng = np.random.default_rng(11)
-    sources = alerts.draw_sources(rng, 400, class_mix="ztf-stream")
-    observed = alerts.observe_sources(rng, sources)
+    sources = draw_sources(rng, 400, class_mix="ztf-stream")
+    observed = observe_sources(rng, sources)
     error = observed["calibration_error"].to_numpy()
-    cloudy = (alerts.ZERO_POINT_MEDIAN - observed["magzpsci"].to_numpy()) > alerts.CLOUD_LOSS_MAG[0] - 0.5
+    cloudy = (calibration.ZERO_POINT_MEDIAN - observed["magzpsci"].to_numpy()) > calibration.CLOUD_LOSS_MAG[0] - 0.5
     assert cloudy.any() and (~cloudy).any()
     # Only cloudy exposures are miscalibrated, by either sign.
     assert np.all(error[~cloudy] == 0)
@@ -71,8 +74,8 @@ def test_cloudy_exposures_miscalibrate_every_static_source_in_the_cutout():
     # The error scales the science image's static scene: rendered again without it (same random
     # draws), the science cutouts differ by the error times the scene, which the reference shows.
     calibrated = observed.assign(calibration_error=0.0)
-    triplets, _ = alerts.render_batch(np.random.default_rng(1), sources, observed)
-    unchanged, _ = alerts.render_batch(np.random.default_rng(1), sources, calibrated)
+    triplets, _ = render_batch(np.random.default_rng(1), sources, observed)
+    unchanged, _ = render_batch(np.random.default_rng(1), sources, calibrated)
     change = triplets[..., 0] - unchanged[..., 0]
     assert np.all(change[~cloudy] == 0)
     large = np.flatnonzero(cloudy & (np.abs(error) > 0.1))
@@ -89,13 +92,13 @@ def test_cloudy_exposures_miscalibrate_every_static_source_in_the_cutout():
 
 def test_masked_pixels_are_shared_by_the_three_cutouts_and_spare_the_candidate():
     rng = np.random.default_rng(13)
-    sources = alerts.draw_sources(rng, 400)
-    observed = alerts.observe_sources(rng, sources)
-    triplets, _ = alerts.render_batch(rng, sources, observed)
+    sources = draw_sources(rng, 400)
+    observed = observe_sources(rng, sources)
+    triplets, _ = render_batch(rng, sources, observed)
     zero = triplets == 0
     assert np.array_equal(zero[..., 0], zero[..., 1]) and np.array_equal(zero[..., 0], zero[..., 2])
     masked = zero[..., 0].any(axis=(1, 2))
-    expected = 1 - (1 - alerts.MASKED_STRIP_FRACTION) * (1 - alerts.MASKED_BLOCK_FRACTION)
+    expected = 1 - (1 - calibration.MASKED_STRIP_FRACTION) * (1 - calibration.MASKED_BLOCK_FRACTION)
     assert abs(masked.mean() - expected) < 0.05
     centre = 63 // 2
     assert not zero[:, centre - 2 : centre + 3, centre - 2 : centre + 3].any()

@@ -66,8 +66,8 @@ def test_real_packets_are_read_with_the_packet_reader(real_folder):
 def test_noise_correlation_statistic_tells_smoothed_from_white_noise():
     import numpy as np
 
-    from alertlib.sky.alerts import correlated_noise
     from alertlib.sky.realism import triplet_statistics
+    from alertlib.sky.render import correlated_noise
 
     rng = np.random.default_rng(0)
     white = rng.standard_normal((20, 63, 63, 3)).astype(np.float32)

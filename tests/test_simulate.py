@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alertlib.core.vocab import PEAK_MAG_THRESHOLD
 from alertlib.io.release import read_split
 from alertlib.io.schema import load_schema
-from alertlib.sky import alerts, galaxies, render
+from alertlib.sky import alerts, canvas, galaxies, render
+from alertlib.sky.field import draw_field, field_spectra, galactic_coordinates
 from alertlib.sky.simulate import cached_sky, simulate_alerts, simulate_galaxies
 
 galsim = pytest.importorskip("galsim")
@@ -192,14 +194,14 @@ def test_alerts_release_layout_labels_and_determinism(tmp_path):
     ):
         assert column in table.columns, column
     assert table["candid"].is_unique
-    expected = table["alert_class"].isin(["sn", "nuclear"]) & (table["peakmag"] <= alerts.PEAK_MAG_THRESHOLD)
+    expected = table["alert_class"].isin(["sn", "nuclear"]) & (table["peakmag"] <= PEAK_MAG_THRESHOLD)
     assert (table["label"] == expected.astype(int)).all()
     assert 0.1 < table["label"].mean() < 0.5
     assert set(table["alert_class"]) >= {"sn", "varstar", "bogus"}
     # Several alerts per source, and a single epoch is often fainter than the source's peak.
     assert table.groupby("source_id").size().mean() > 2
     positives = table[table["label"] == 1]
-    assert (positives["magpsf"] > alerts.PEAK_MAG_THRESHOLD).mean() > 0.2
+    assert (positives["magpsf"] > PEAK_MAG_THRESHOLD).mean() > 0.2
     # Context carries information: variable stars match stars, supernovae sit in galaxies.
     assert table.loc[table["alert_class"] == "varstar", "sgscore1"].median() > 0.8
     assert table.loc[table["alert_class"] == "sn", "sgscore1"].median() < 0.3
@@ -258,7 +260,7 @@ def test_simulator_speed_floor():
 
 def test_galactic_coordinates_of_known_points():
     # The galactic centre (Sgr A*) and the north galactic pole.
-    longitude, latitude = alerts.galactic_coordinates(np.array([266.41683, 192.85948]), np.array([-29.00781, 27.12825]))
+    longitude, latitude = galactic_coordinates(np.array([266.41683, 192.85948]), np.array([-29.00781, 27.12825]))
     assert abs(latitude[0]) < 0.1 and min(longitude[0], 360 - longitude[0]) < 0.1
     assert latitude[1] > 89.99
 
@@ -266,8 +268,8 @@ def test_galactic_coordinates_of_known_points():
 def test_field_population_follows_the_density_and_is_deterministic():
     density = np.repeat([0.5, 5.0, 50.0], 200)
     extinction = np.zeros(density.size)
-    field = alerts.draw_field(np.random.default_rng(3), density, extinction)
-    again = alerts.draw_field(np.random.default_rng(3), density, extinction)
+    field = draw_field(np.random.default_rng(3), density, extinction)
+    again = draw_field(np.random.default_rng(3), density, extinction)
     pd.testing.assert_frame_equal(field, again)
     stars = np.bincount(field["owner"][~field["galaxy"]], minlength=density.size).reshape(3, -1).mean(axis=1)
     galaxies_per_field = (
@@ -278,8 +280,8 @@ def test_field_population_follows_the_density_and_is_deterministic():
     # Most of the field is far below the detection limit (~20.5 mag).
     assert (field["mag_r"] > 21.5).mean() > 0.5
     # The field's light is in the images: a denser field raises the reference's pixel scatter.
-    spectra = alerts.field_spectra(field, density.size)
-    images = render.irfft2(spectra[:, 1], (alerts.CANVAS, alerts.CANVAS))
+    spectra = field_spectra(field, density.size)
+    images = render.irfft2(spectra[:, 1], (canvas.CANVAS, canvas.CANVAS))
     assert np.allclose(
         images.sum(axis=(1, 2)), np.bincount(field["owner"], 10 ** (-0.4 * field["mag_r"]), density.size), rtol=1e-3
     )
@@ -296,8 +298,8 @@ def test_field_population_follows_the_density_and_is_deterministic():
             "galaxy": [False, False],
         }
     )
-    exact = alerts._point_spectrum(10 ** (-0.4 * star["mag_r"].to_numpy()), star["x"].to_numpy(), star["y"].to_numpy())
-    assert np.allclose(alerts.field_spectra(star, 2)[:, 1], exact, rtol=0, atol=1e-6 * np.abs(exact).max())
+    exact = canvas.point_spectrum(10 ** (-0.4 * star["mag_r"].to_numpy()), star["x"].to_numpy(), star["y"].to_numpy())
+    assert np.allclose(field_spectra(star, 2)[:, 1], exact, rtol=0, atol=1e-6 * np.abs(exact).max())
 
 
 def test_candidates_carry_the_field_density_and_nmtchps():

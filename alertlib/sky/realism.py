@@ -192,7 +192,7 @@ def field_calibration(candidates: pd.DataFrame, statistics: pd.DataFrame) -> dic
     """
     from scipy.stats import spearmanr
 
-    from alertlib.sky.alerts import galactic_coordinates
+    from alertlib.sky.field import galactic_coordinates
 
     nmtchps = pd.to_numeric(candidates["nmtchps"], errors="coerce").to_numpy(dtype=float)
     _, latitude = galactic_coordinates(candidates["ra"].to_numpy(float), candidates["dec"].to_numpy(float))

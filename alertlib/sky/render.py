@@ -1,4 +1,4 @@
-"""Vectorised image rendering: Sersic and Moffat profiles, PSF convolution, sky and detector noise.
+"""Vectorised image rendering: Sersic and Moffat profiles, PSF convolution, sky, detector and correlated noise.
 
 Every function works on a batch: parameters are arrays of shape (B,) and images are (B, H, W).
 Pixel ``(i, j)`` (row, column) has its centre at ``y = i, x = j``; a profile centred at
@@ -416,3 +416,34 @@ def splat_points(images: np.ndarray, batch_index: np.ndarray, x: np.ndarray, y: 
         rows, cols = row0 + d_row, col0 + d_col
         keep = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
         np.add.at(images, (batch_index[keep], rows[keep], cols[keep]), (flux * weight)[keep].astype(images.dtype))
+
+
+def _smoothing(sigma, canvas: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian transfer functions (B, H, W//2+1) of widths ``sigma`` (B,), and their kernels' root sums of
+    squares (B, 1, 1)."""
+    transfer = gaussian_transfer(np.atleast_1d(np.asarray(sigma, dtype=np.float64)), canvas)
+    kernel = irfft2(transfer.astype(np.complex64), canvas).astype(np.float64)
+    return transfer, np.sqrt((kernel**2).sum(axis=(1, 2)))[:, None, None].astype(np.float32)
+
+
+def correlated_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma) -> np.ndarray:
+    """Gaussian noise of unit variance per pixel, correlated by Gaussian kernels of width ``sigma`` pixels.
+
+    ``shape`` is (B, ..., H, W); ``sigma`` a number, or one width per leading index (B,). White
+    noise is smoothed in Fourier space (periodic on the canvas) and divided by the kernel's root sum
+    of squares, so each pixel keeps unit variance; :func:`correlated_noise_power` is its power spectrum.
+    """
+    canvas = shape[-2:]
+    white = rng.standard_normal(shape, dtype=np.float32)
+    sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), shape[:1])
+    transfer, gain = _smoothing(sigma, canvas)
+    per_batch = int(np.prod(shape[1:-2], dtype=np.int64))  # images per leading index
+    flat = white.reshape(shape[0], per_batch, *canvas)
+    smoothed = irfft2(rfft2(flat) * transfer[:, None], canvas) / gain[:, None]
+    return smoothed.reshape(shape).astype(np.float32)
+
+
+def correlated_noise_power(sigma, canvas: tuple[int, int]) -> np.ndarray:
+    """Power spectra (B, H, W//2+1) of :func:`correlated_noise` of widths ``sigma`` (B,), relative to white noise (1)."""
+    transfer, gain = _smoothing(sigma, canvas)
+    return (transfer / gain) ** 2
