@@ -18,6 +18,8 @@ a blurry, noisy image suggests as the galaxy gets smaller than the PSF or fainte
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -42,23 +44,26 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def draw_morphology(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Draw the latent morphology of ``n`` galaxies (angular sizes in arcsec, magnitudes in r).
-
-    Returns
-    -------
-    dict
-        Arrays of shape (n,) (clump positions: (n, MAX_CLUMPS)); the keys are the truth columns.
-    """
+def _shape(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Smooth or disk, bulge-to-total ratio, inclination and axis ratios."""
     smooth = rng.random(n) < 0.42
     bulge_fraction = np.where(smooth, rng.uniform(0.85, 1.0, n), rng.beta(1.4, 3.5, n))
     cos_inclination = np.where(smooth, 1.0, rng.uniform(0.0, 1.0, n))
-    inclination = np.degrees(np.arccos(cos_inclination))
-    disk_axis_ratio = np.sqrt(cos_inclination**2 * (1 - 0.12**2) + 0.12**2)
     # Ellipticals: intrinsic shapes from round to cigar; bulges of disks are rounder.
     bulge_axis_ratio = np.where(smooth, rng.beta(4.0, 2.0, n) * 0.8 + 0.2, rng.uniform(0.6, 1.0, n))
-    boxy_bulge = rng.random(n) < 0.25
+    return {
+        "smooth": smooth,
+        "bulge_fraction": bulge_fraction,
+        "bulge_axis_ratio": bulge_axis_ratio,
+        "boxy_bulge": rng.random(n) < 0.25,
+        "inclination": np.degrees(np.arccos(cos_inclination)),
+        "disk_axis_ratio": np.sqrt(cos_inclination**2 * (1 - 0.12**2) + 0.12**2),
+    }
 
+
+def _disk_features(rng: np.random.Generator, smooth: np.ndarray, bulge_fraction: np.ndarray) -> dict[str, np.ndarray]:
+    """Spiral arms, bars and star-forming clumps of the disks (none for smooth galaxies)."""
+    n = smooth.size
     disk = ~smooth
     has_arms = disk & (rng.random(n) < 0.7)
     arm_count = np.where(has_arms, rng.choice([1, 2, 2, 2, 3, 3, 4, 5, 6], n), 0)
@@ -75,10 +80,22 @@ def draw_morphology(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     clump_count = np.where(
         disk, np.minimum(rng.poisson(3.0 * (1 - bulge_fraction) * (0.3 + arm_strength)), MAX_CLUMPS), 0
     )
-    clump_fraction = rng.uniform(0.03, 0.15, n)
-    clump_radius = rng.exponential(0.9, (n, MAX_CLUMPS)) + 0.2  # disk half-light radii, in the disk plane
-    clump_angle = rng.uniform(0, 2 * np.pi, (n, MAX_CLUMPS))
+    return {
+        "arm_count": arm_count,
+        "arm_pitch": arm_pitch,
+        "arm_strength": arm_strength,
+        "bar_strength": bar_strength,
+        "bar_length": bar_length,
+        "bar_angle": bar_angle,
+        "clump_count": clump_count,
+        "clump_fraction": rng.uniform(0.03, 0.15, n),
+        "clump_radius": rng.exponential(0.9, (n, MAX_CLUMPS)) + 0.2,  # disk half-light radii, in the disk plane
+        "clump_angle": rng.uniform(0, 2 * np.pi, (n, MAX_CLUMPS)),
+    }
 
+
+def _disturbance(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Merger state, and the companion, tidal tails and lopsidedness that go with it."""
     merger_state = rng.choice(len(MERGER_STATES), n, p=[0.74, 0.11, 0.08, 0.07])
     companion_flux_ratio = np.select(
         [merger_state == 1, merger_state == 2, merger_state == 3],
@@ -96,45 +113,75 @@ def draw_morphology(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     lopsidedness = np.select(
         [merger_state == 1, merger_state >= 2], [rng.uniform(0.1, 0.3, n), rng.uniform(0.2, 0.5, n)], 0.0
     )
+    return {
+        "merger_state": merger_state,
+        "companion_flux_ratio": companion_flux_ratio,
+        "companion_separation": companion_separation,
+        "tidal_strength": tidal_strength,
+        "lopsidedness": lopsidedness,
+    }
 
+
+def _size_and_colour(rng: np.random.Generator, smooth: np.ndarray) -> dict[str, np.ndarray]:
+    """Magnitude, half-light radius, bulge-to-disk size ratio and g-r colours."""
+    n = smooth.size
     magnitude_r = rng.uniform(14.0, 17.7, n)
     # Brighter galaxies are larger on the sky; ellipticals are more compact at fixed brightness.
     half_light_radius = (
         3.2 * 10 ** (-0.2 * (magnitude_r - 15.5)) * np.exp(rng.normal(0, 0.3, n)) * np.where(smooth, 0.7, 1.0)
     )
-    bulge_radius_ratio = np.where(smooth, 1.0, rng.uniform(0.15, 0.45, n))
-    bulge_colour_gr = rng.normal(0.78, 0.05, n)
-    disk_colour_gr = rng.normal(0.45, 0.1, n)
     return {
-        "smooth": smooth,
-        "bulge_fraction": bulge_fraction,
+        "magnitude_r": magnitude_r,
+        "half_light_radius": half_light_radius,
+        "bulge_radius_ratio": np.where(smooth, 1.0, rng.uniform(0.15, 0.45, n)),
+        "bulge_colour_gr": rng.normal(0.78, 0.05, n),
+        "disk_colour_gr": rng.normal(0.45, 0.1, n),
+    }
+
+
+def draw_morphology(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Draw the latent morphology of ``n`` galaxies (angular sizes in arcsec, magnitudes in r).
+
+    Returns
+    -------
+    dict
+        Arrays of shape (n,) (clump positions: (n, MAX_CLUMPS)); the keys are the truth columns.
+    """
+    shape = _shape(rng, n)
+    features = _disk_features(rng, shape["smooth"], shape["bulge_fraction"])
+    disturbance = _disturbance(rng, n)
+    size = _size_and_colour(rng, shape["smooth"])
+    bulge_colour_gr, disk_colour_gr = size["bulge_colour_gr"], size["disk_colour_gr"]
+    return {
+        "smooth": shape["smooth"],
+        "bulge_fraction": shape["bulge_fraction"],
         "bulge_sersic_n": rng.uniform(3.5, 4.5, n),
         "disk_sersic_n": rng.uniform(0.9, 1.1, n),
-        "bulge_axis_ratio": bulge_axis_ratio,
-        "boxy_bulge": boxy_bulge,
-        "inclination": inclination,
-        "disk_axis_ratio": disk_axis_ratio,
+        "bulge_axis_ratio": shape["bulge_axis_ratio"],
+        "boxy_bulge": shape["boxy_bulge"],
+        "inclination": shape["inclination"],
+        "disk_axis_ratio": shape["disk_axis_ratio"],
         "position_angle": rng.uniform(0, np.pi, n),
-        "half_light_radius": half_light_radius,
-        "bulge_radius_ratio": bulge_radius_ratio,
-        "magnitude_r": magnitude_r,
-        "arm_count": arm_count,
-        "arm_pitch": arm_pitch,
-        "arm_strength": arm_strength,
+        "half_light_radius": size["half_light_radius"],
+        "bulge_radius_ratio": size["bulge_radius_ratio"],
+        "magnitude_r": size["magnitude_r"],
+        "arm_count": features["arm_count"],
+        "arm_pitch": features["arm_pitch"],
+        "arm_strength": features["arm_strength"],
         "arm_phase": rng.uniform(0, 2 * np.pi, n),
-        "bar_strength": bar_strength,
-        "bar_length": bar_length,
-        "bar_angle": bar_angle,
-        "clump_count": clump_count,
-        "clump_fraction": clump_fraction,
-        "clump_radius": clump_radius,
-        "clump_angle": clump_angle,
-        "merger_state": merger_state,
-        "companion_flux_ratio": companion_flux_ratio,
-        "companion_separation": companion_separation,
+        "bar_strength": features["bar_strength"],
+        "bar_length": features["bar_length"],
+        "bar_angle": features["bar_angle"],
+        "clump_count": features["clump_count"],
+        "clump_fraction": features["clump_fraction"],
+        "clump_radius": features["clump_radius"],
+        "clump_angle": features["clump_angle"],
+        "merger_state": disturbance["merger_state"],
+        "companion_flux_ratio": disturbance["companion_flux_ratio"],
+        "companion_separation": disturbance["companion_separation"],
         "companion_angle": rng.uniform(0, 2 * np.pi, n),
-        "tidal_strength": tidal_strength,
-        "lopsidedness": lopsidedness,
+        "tidal_strength": disturbance["tidal_strength"],
+        "lopsidedness": disturbance["lopsidedness"],
         "bulge_colour_gr": bulge_colour_gr,
         "bulge_colour_rz": bulge_colour_gr * 0.55 + rng.normal(0, 0.03, n),
         "disk_colour_gr": disk_colour_gr,
@@ -186,6 +233,107 @@ def _disk_light(morph, shape, x0, y0, re_px):
     return light
 
 
+@dataclass
+class _Frame:
+    """Where the galaxies lie on the fine grid (``oversample`` samples per output pixel side)."""
+
+    size: int  # output pixels per side
+    oversample: int
+    x0: np.ndarray  # centre on the fine grid
+    y0: np.ndarray
+    re_px: np.ndarray  # half-light radius in fine pixels
+    flux_r: np.ndarray  # r-band counts
+
+    @property
+    def fine_shape(self) -> tuple[int, int]:
+        return (self.size * self.oversample, self.size * self.oversample)
+
+
+def _band_flux(weights, flux):
+    """(n, n_bands, 1, 1) float32 flux in each band, from per-band weights relative to r and r-band ``flux``."""
+    return (weights * flux[:, None]).astype(np.float32)[:, :, None, None]
+
+
+def _bulge_light(morphology: dict[str, np.ndarray], frame: _Frame) -> np.ndarray:
+    """Unit-flux Sersic bulges (n, H, W) on the fine grid, their cusps refined."""
+    return render.sersic_image(
+        frame.fine_shape,
+        frame.x0,
+        frame.y0,
+        1.0,
+        np.maximum(frame.re_px * morphology["bulge_radius_ratio"], 0.3),
+        morphology["bulge_sersic_n"],
+        morphology["bulge_axis_ratio"],
+        morphology["position_angle"],
+        oversample=1,
+        centre_oversample=9,
+        centre_radius=1,
+    )
+
+
+def _disk_and_bar_light(m: dict[str, np.ndarray], frame: _Frame) -> np.ndarray:
+    """Unit-flux disks with their bars (n, H, W) on the fine grid, for the disk galaxies ``m``."""
+    s, size = frame.oversample, frame.size
+    # The disk is smooth on the pixel scale: draw it on the output grid and repeat it onto the
+    # fine grid (the fine grid is there for the bulge's cusp).
+    coarse = lambda p: (p - (s - 1) / 2.0) / s  # noqa: E731
+    disk = _disk_light(m, (size, size), coarse(frame.x0), coarse(frame.y0), frame.re_px / s)
+    disk = np.repeat(np.repeat(disk, s, axis=1), s, axis=2) / (s * s)
+    bar_share = 0.3 * m["bar_strength"]
+    bar = render.sersic_image(
+        frame.fine_shape,
+        frame.x0,
+        frame.y0,
+        1.0,
+        np.maximum(frame.re_px * m["bar_length"] * 0.6, 0.5),
+        0.5,
+        0.22,
+        m["position_angle"] + m["bar_angle"],
+        oversample=1,
+        centre_oversample=0,
+    )
+    return disk * (1 - bar_share).astype(np.float32)[:, None, None] + bar * bar_share.astype(np.float32)[:, None, None]
+
+
+def _clump_light(m: dict[str, np.ndarray], frame: _Frame, bulge_fraction: np.ndarray) -> np.ndarray:
+    """Star-forming clumps (n, H, W) in counts (r band): unresolved knots in the disk plane, splatted before the PSF."""
+    counts = m["clump_count"]
+    rows, slots = np.nonzero(np.arange(MAX_CLUMPS)[None, :] < counts[:, None])
+    radius = m["clump_radius"][rows, slots] * frame.re_px[rows]
+    angle = m["clump_angle"][rows, slots]
+    along, across = radius * np.cos(angle), radius * np.sin(angle) * m["disk_axis_ratio"][rows]
+    pa = m["position_angle"][rows]
+    cx = frame.x0[rows] + along * np.cos(pa) - across * np.sin(pa)
+    cy = frame.y0[rows] + along * np.sin(pa) + across * np.cos(pa)
+    clump_flux = (1 - bulge_fraction[rows]) * frame.flux_r[rows] * m["clump_fraction"][rows] / counts[rows]
+    layer = np.zeros((len(counts), *frame.fine_shape), dtype=np.float32)
+    render.splat_points(layer, rows, cx, cy, clump_flux)
+    return layer
+
+
+def _companion_light(m: dict[str, np.ndarray], frame: _Frame) -> np.ndarray:
+    """Unit-flux companions (n, H, W) of the disturbed galaxies ``m``, at their separation and angle."""
+    separation = m["companion_separation"] * frame.re_px
+    return render.sersic_image(
+        frame.fine_shape,
+        frame.x0 + separation * np.cos(m["companion_angle"]),
+        frame.y0 + separation * np.sin(m["companion_angle"]),
+        1.0,
+        np.maximum(frame.re_px * np.sqrt(m["companion_flux_ratio"]) * 0.8, 0.5),
+        2.0,
+        0.7,
+        m["position_angle"] + 1.0,
+        oversample=1,
+        centre_oversample=0,
+    )
+
+
+def _subframe(frame: _Frame, index: np.ndarray) -> _Frame:
+    return _Frame(
+        frame.size, frame.oversample, frame.x0[index], frame.y0[index], frame.re_px[index], frame.flux_r[index]
+    )
+
+
 def intrinsic_images(
     morphology: dict[str, np.ndarray],
     image_size: int,
@@ -196,6 +344,8 @@ def intrinsic_images(
     centre: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pixel-integrated galaxy light before the PSF, (n, n_bands, size * s, size * s) in counts.
+
+    The bulge, then the disk with its bar and clumps, then a companion, each in its own colours.
 
     Parameters
     ----------
@@ -211,99 +361,40 @@ def intrinsic_images(
         (n, 2) output-pixel position (x, y) of each galaxy; default the image centre.
     """
     n = len(morphology["magnitude_r"])
-    size = image_size
     s = oversample
     if centre is None:
-        centre = np.full((n, 2), (size - 1) / 2.0)
+        centre = np.full((n, 2), (image_size - 1) / 2.0)
     # Positions and radii on the fine grid (s samples per pixel side).
     fine = lambda p: p * s + (s - 1) / 2.0  # noqa: E731
-    x0, y0 = fine(centre[:, 0]), fine(centre[:, 1])
-    re_px = morphology["half_light_radius"] / pixel_scale * s
-    flux_r = 10 ** (-0.4 * (morphology["magnitude_r"] - zero_point))
-    fine_shape = (size * s, size * s)
+    frame = _Frame(
+        image_size,
+        s,
+        fine(centre[:, 0]),
+        fine(centre[:, 1]),
+        morphology["half_light_radius"] / pixel_scale * s,
+        10 ** (-0.4 * (morphology["magnitude_r"] - zero_point)),
+    )
     bulge_weights = _band_weights(morphology["bulge_colour_gr"], morphology["bulge_colour_rz"], bands)
     disk_weights = _band_weights(morphology["disk_colour_gr"], morphology["disk_colour_rz"], bands)
     clump_weights = _band_weights(np.full(n, 0.15), np.full(n, 0.05), bands)
-
     bt = morphology["bulge_fraction"]
-    bulge_re = np.maximum(re_px * morphology["bulge_radius_ratio"], 0.3)
-    bulge = render.sersic_image(
-        fine_shape,
-        x0,
-        y0,
-        1.0,
-        bulge_re,
-        morphology["bulge_sersic_n"],
-        morphology["bulge_axis_ratio"],
-        morphology["position_angle"],
-        oversample=1,
-        centre_oversample=9,
-        centre_radius=1,
-    )
-    band_flux = lambda weights, flux: (weights * flux[:, None]).astype(np.float32)[:, :, None, None]  # noqa: E731
-    images = bulge[:, None] * band_flux(bulge_weights, bt * flux_r)
+    images = _bulge_light(morphology, frame)[:, None] * _band_flux(bulge_weights, bt * frame.flux_r)
     is_disk = bt < 0.999
     if np.any(is_disk):
         d = np.nonzero(is_disk)[0]
-        m = subset(morphology, d)
-        disk_flux = (1 - bt[d]) * flux_r[d] * (1 - m["clump_fraction"] * (m["clump_count"] > 0))
-        # The disk is smooth on the pixel scale: draw it on the output grid and repeat it onto the
-        # fine grid (the fine grid is there for the bulge's cusp).
-        coarse = lambda p: (p - (s - 1) / 2.0) / s  # noqa: E731
-        disk = _disk_light(m, (size, size), coarse(x0[d]), coarse(y0[d]), re_px[d] / s)
-        disk = np.repeat(np.repeat(disk, s, axis=1), s, axis=2) / (s * s)
-        bar_share = 0.3 * m["bar_strength"]
-        bar = render.sersic_image(
-            fine_shape,
-            x0[d],
-            y0[d],
-            1.0,
-            np.maximum(re_px[d] * m["bar_length"] * 0.6, 0.5),
-            0.5,
-            0.22,
-            m["position_angle"] + m["bar_angle"],
-            oversample=1,
-            centre_oversample=0,
-        )
-        disk_like = (
-            disk * (1 - bar_share).astype(np.float32)[:, None, None] + bar * bar_share.astype(np.float32)[:, None, None]
-        )
-        images[d] += disk_like[:, None] * band_flux(disk_weights[d], disk_flux)
-        # Star-forming clumps: unresolved blue knots in the disk plane, splatted before the PSF.
-        counts = m["clump_count"]
-        rows, slots = np.nonzero(np.arange(MAX_CLUMPS)[None, :] < counts[:, None])
-        if rows.size:
-            radius = m["clump_radius"][rows, slots] * re_px[d][rows]
-            angle = m["clump_angle"][rows, slots]
-            along, across = radius * np.cos(angle), radius * np.sin(angle) * m["disk_axis_ratio"][rows]
-            pa = m["position_angle"][rows]
-            cx = x0[d][rows] + along * np.cos(pa) - across * np.sin(pa)
-            cy = y0[d][rows] + along * np.sin(pa) + across * np.cos(pa)
-            clump_flux = (1 - bt[d][rows]) * flux_r[d][rows] * m["clump_fraction"][rows] / counts[rows]
-            layer = np.zeros((len(d), *fine_shape), dtype=np.float32)
-            render.splat_points(layer, rows, cx, cy, clump_flux)
-            images[d] += layer[:, None] * clump_weights[d][:, :, None, None].astype(np.float32)
+        m, disks = subset(morphology, d), _subframe(frame, d)
+        disk_flux = (1 - bt[d]) * disks.flux_r * (1 - m["clump_fraction"] * (m["clump_count"] > 0))
+        images[d] += _disk_and_bar_light(m, disks)[:, None] * _band_flux(disk_weights[d], disk_flux)
+        if np.any(m["clump_count"] > 0):
+            clumps = _clump_light(m, disks, bt[d])
+            images[d] += clumps[:, None] * clump_weights[d][:, :, None, None].astype(np.float32)
     companions = morphology["companion_flux_ratio"] > 0
     if np.any(companions):
         c = np.nonzero(companions)[0]
         m = subset(morphology, c)
-        separation = m["companion_separation"] * re_px[c]
-        cx = x0[c] + separation * np.cos(m["companion_angle"])
-        cy = y0[c] + separation * np.sin(m["companion_angle"])
-        companion = render.sersic_image(
-            fine_shape,
-            cx,
-            cy,
-            1.0,
-            np.maximum(re_px[c] * np.sqrt(m["companion_flux_ratio"]) * 0.8, 0.5),
-            2.0,
-            0.7,
-            m["position_angle"] + 1.0,
-            oversample=1,
-            centre_oversample=0,
-        )
         weights = 0.5 * (bulge_weights[c] + disk_weights[c])
-        images[c] += companion[:, None] * band_flux(weights, flux_r[c] * m["companion_flux_ratio"])
+        companion = _companion_light(m, _subframe(frame, c))
+        images[c] += companion[:, None] * _band_flux(weights, frame.flux_r[c] * m["companion_flux_ratio"])
     return images
 
 
