@@ -587,12 +587,15 @@ def _fastavro_records(data: bytes) -> Iterator[dict]:
         raise PacketError("corrupt avro", f"{type(error).__name__}: {str(error)[:200]}") from error
 
 
-def read_packet_file(path: str | Path, reference: bool = False) -> tuple[list[RawAlert], list[dict]]:
+def read_packet_file(
+    path: str | Path, reference: bool = False, avro_walker: bool = True
+) -> tuple[list[RawAlert], list[dict]]:
     """Read one packet file: its alerts, and skip rows for what could not be read.
 
     A file that fails part-way keeps the alerts read before the failure; the failure is one skip row.
     ``reference=True`` reads Avro with ``fastavro.reader`` instead of this module's container reader
-    (an independent path for the reference decoder and the tests).
+    (an independent path for the reference decoder and the tests). ``avro_walker`` is passed to
+    :func:`iter_avro_records` (False: fastavro with a projected reader schema, the walker's ablation).
     """
     name = str(path)
     alerts: list[RawAlert] = []
@@ -604,7 +607,7 @@ def read_packet_file(path: str | Path, reference: bool = False) -> tuple[list[Ra
         if not data:
             raise PacketError("empty file", "0 bytes")
         if data.startswith(_AVRO_MAGIC):
-            records: Iterable[dict] = _fastavro_records(data) if reference else iter_avro_records(data)
+            records: Iterable[dict] = _fastavro_records(data) if reference else iter_avro_records(data, avro_walker)
         elif data.startswith(_PARQUET_MAGIC):
             records = _parquet_rows(data, projected=not reference)
         elif data.startswith(_GZIP_MAGIC):
@@ -799,9 +802,11 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def decode_file(path: str | Path, decoder: str = "fast") -> tuple[list[tuple[str, np.ndarray, dict]], list[dict], int]:
+def decode_file(
+    path: str | Path, decoder: str = "fast", avro_walker: bool = True
+) -> tuple[list[tuple[str, np.ndarray, dict]], list[dict], int]:
     """One file to ``([(dataset name, triplet, candidate row)], skip rows, alerts read)``."""
-    alerts, skipped = read_packet_file(path, reference=decoder == "astropy")
+    alerts, skipped = read_packet_file(path, reference=decoder == "astropy", avro_walker=avro_walker)
     decoded = []
     for alert in alerts:
         try:
@@ -813,12 +818,12 @@ def decode_file(path: str | Path, decoder: str = "fast") -> tuple[list[tuple[str
     return decoded, skipped, len(decoded) + len(skipped)
 
 
-def _decode_file_star(arguments):
-    return decode_file(*arguments)
-
-
 def decode_packets(
-    paths: Iterable[str | Path] | str | Path, decoder: str = "fast", workers: int = 1, progress: bool = False
+    paths: Iterable[str | Path] | str | Path,
+    decoder: str = "fast",
+    workers: int = 1,
+    progress: bool = False,
+    avro_walker: bool = True,
 ) -> DecodedPackets:
     """Decode every packet under ``paths`` into datasets (by survey and cutout size).
 
@@ -832,18 +837,21 @@ def decode_packets(
         Processes for decoding; 1 decodes in this process. Results keep the file order either way.
     progress:
         Show a tqdm progress bar over files.
+    avro_walker:
+        The fast decoder reads Avro records with :mod:`alertlib.io.avrofast`'s walker (True) or with
+        fastavro and a projected reader schema (False; ``benchmarks/bench_avro_walker.py`` compares them).
     """
     if decoder not in STAMP_DECODERS:
         raise ValueError(f"decoder must be one of {sorted(STAMP_DECODERS)}, not {decoder!r}")
     files = expand_paths(paths)
-    jobs = [(f, decoder) for f in files]
+    decode_one = functools.partial(decode_file, decoder=decoder, avro_walker=avro_walker)
     if workers > 1 and len(files) > 1:
         import multiprocessing
 
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            results = list(_progress(pool.imap(_decode_file_star, jobs, chunksize=16), len(jobs), progress))
+            results = list(_progress(pool.imap(decode_one, files, chunksize=16), len(files), progress))
     else:
-        results = [decode_file(*job) for job in _progress(jobs, len(jobs), progress)]
+        results = [decode_one(f) for f in _progress(files, len(files), progress)]
     grouped: dict[str, tuple[list, list]] = {}
     skipped_rows: list[dict] = []
     read = 0
