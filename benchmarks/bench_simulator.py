@@ -75,10 +75,10 @@ def galsim_alerts(count: int) -> float:
     """GalSim: per alert a host (bulge + disk) and a point source with the science PSF, the host with the reference PSF."""
     import galsim
 
-    from alertlib.sky import galaxies
+    from alertlib.sky.morphology import draw_morphology
 
     rng = np.random.default_rng(1)
-    morph = galaxies.draw_morphology(rng, count)
+    morph = draw_morphology(rng, count)
     start = time.perf_counter()
     for i in range(count):
         re = min(morph["half_light_radius"][i] * 0.6, 4.0)
@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from alertlib.sky import galaxies
+    from alertlib.sky.morphology import draw_morphology
 
     result = {"cpu": cpu_model(), "workers": args.workers}
     for workers in sorted({1, args.workers}):
@@ -127,7 +127,7 @@ def main() -> None:
     result["alerts_timed"], result["galaxies_timed"], result["repeats"] = alerts["items"], gals["items"], args.repeats
     # GalSim draws one object at a time in one process: compare with one alertlib worker.
     galsim_alert_rate = galsim_alerts(args.galsim)
-    galsim_galaxy_rate = galsim_galaxies(galaxies.draw_morphology(np.random.default_rng(0), args.galsim), args.galsim)
+    galsim_galaxy_rate = galsim_galaxies(draw_morphology(np.random.default_rng(0), args.galsim), args.galsim)
     result["galsim_alert_scenes_per_s"] = round(galsim_alert_rate, 1)
     result["galsim_galaxies_per_s"] = round(galsim_galaxy_rate, 1)
     result["alert_speedup_vs_galsim_1w"] = round(result["alert_triplets_per_s_1w"] / galsim_alert_rate, 1)

@@ -1,19 +1,11 @@
-"""Galaxy Zoo-like galaxies: a morphology model, g/r/z rendering, RGB composites and volunteer votes.
+"""Galaxy Zoo-like galaxies: g/r/z rendering of the morphology model, RGB composites, and one batch with votes.
 
-One morphology model serves two purposes: the Galaxy Zoo-like images (``render_galaxies`` at a
-framing that follows each galaxy's size, as Galaxy Zoo crops do) and the host galaxies of the alert
-simulator (``render_galaxies`` at the ZTF pixel scale, in ``alertlib.sky.alerts``). That shared model is
-what makes pre-training on galaxies a meaningful test for alert classification.
-
-The model: a Sersic bulge (n about 4) plus an exponential disk, a bulge-to-total ratio, inclination,
-position angle, size and surface brightness; logarithmic spiral arms (1 to 6, tight to loose, of
-varying strength); bars (none, weak, strong); companions, tidal tails and lopsided disks for
-mergers and disturbances; star-forming clumps; redder bulges than disks; and, in Galaxy Zoo images
-only, artefacts (bright-star spikes, satellite trails, bad columns).
-
-Votes: volunteers walk the decision tree read from ``alertlib.io.schema`` (never hard-coded here). Each
-question's answer probabilities follow the true morphology (``ANSWER_MODEL``) and drift towards what
-a blurry, noisy image suggests as the galaxy gets smaller than the PSF or fainter.
+One morphology model (``alertlib.sky.morphology``) serves two purposes: the Galaxy Zoo-like images
+(``render_galaxies`` at a framing that follows each galaxy's size, as Galaxy Zoo crops do) and the
+host galaxies of the alert simulator (``intrinsic_images`` at the ZTF pixel scale, in
+``alertlib.sky.hosts``). That shared model is what makes pre-training on galaxies a meaningful test
+for alert classification. Galaxy Zoo images also carry artefacts (bright-star spikes, satellite
+trails, bad columns), and volunteers vote on them (``alertlib.sky.votes``).
 """
 
 from __future__ import annotations
@@ -23,12 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from alertlib.io.schema import Schema, load_schema
 from alertlib.sky import render
+from alertlib.sky.morphology import MAX_CLUMPS, MERGER_STATES, draw_morphology, subset
+from alertlib.sky.votes import clarity_of, simulate_votes
 
 BANDS = ("g", "r", "z")
-MAX_CLUMPS = 8
-MERGER_STATES = ("none", "minor-disturbance", "major-disturbance", "merger")
 ARTEFACTS = ("none", "star_spike", "satellite_trail", "bad_column")
 # Galaxy Zoo DECaLS-like imaging: zero point of the counts, sky surface brightness (mag/arcsec^2) and
 # PSF FWHM (arcsec) per band.
@@ -38,160 +29,6 @@ GZ_PSF_FWHM = {"g": 1.45, "r": 1.3, "z": 1.25}
 # Galaxy Zoo frames a galaxy so that its light fills the cutout: the image spans this many
 # half-light radii.
 FRAME_HALF_LIGHT_RADII = 9.0
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _shape(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Smooth or disk, bulge-to-total ratio, inclination and axis ratios."""
-    smooth = rng.random(n) < 0.42
-    bulge_fraction = np.where(smooth, rng.uniform(0.85, 1.0, n), rng.beta(1.4, 3.5, n))
-    cos_inclination = np.where(smooth, 1.0, rng.uniform(0.0, 1.0, n))
-    # Ellipticals: intrinsic shapes from round to cigar; bulges of disks are rounder.
-    bulge_axis_ratio = np.where(smooth, rng.beta(4.0, 2.0, n) * 0.8 + 0.2, rng.uniform(0.6, 1.0, n))
-    return {
-        "smooth": smooth,
-        "bulge_fraction": bulge_fraction,
-        "bulge_axis_ratio": bulge_axis_ratio,
-        "boxy_bulge": rng.random(n) < 0.25,
-        "inclination": np.degrees(np.arccos(cos_inclination)),
-        "disk_axis_ratio": np.sqrt(cos_inclination**2 * (1 - 0.12**2) + 0.12**2),
-    }
-
-
-def _disk_features(rng: np.random.Generator, smooth: np.ndarray, bulge_fraction: np.ndarray) -> dict[str, np.ndarray]:
-    """Spiral arms, bars and star-forming clumps of the disks (none for smooth galaxies)."""
-    n = smooth.size
-    disk = ~smooth
-    has_arms = disk & (rng.random(n) < 0.7)
-    arm_count = np.where(has_arms, rng.choice([1, 2, 2, 2, 3, 3, 4, 5, 6], n), 0)
-    arm_pitch = np.where(has_arms, rng.uniform(8.0, 40.0, n), 0.0)  # degrees: small = tightly wound
-    arm_strength = np.where(has_arms, rng.uniform(0.25, 1.0, n), 0.0)
-    bar_draw = rng.random(n)
-    bar_strength = np.where(
-        disk & (bar_draw < 0.15),
-        rng.uniform(0.55, 1.0, n),
-        np.where(disk & (bar_draw < 0.35), rng.uniform(0.2, 0.45, n), 0.0),
-    )
-    bar_length = rng.uniform(0.5, 1.0, n)  # in disk half-light radii
-    bar_angle = rng.uniform(0, np.pi, n)
-    clump_count = np.where(
-        disk, np.minimum(rng.poisson(3.0 * (1 - bulge_fraction) * (0.3 + arm_strength)), MAX_CLUMPS), 0
-    )
-    return {
-        "arm_count": arm_count,
-        "arm_pitch": arm_pitch,
-        "arm_strength": arm_strength,
-        "bar_strength": bar_strength,
-        "bar_length": bar_length,
-        "bar_angle": bar_angle,
-        "clump_count": clump_count,
-        "clump_fraction": rng.uniform(0.03, 0.15, n),
-        "clump_radius": rng.exponential(0.9, (n, MAX_CLUMPS)) + 0.2,  # disk half-light radii, in the disk plane
-        "clump_angle": rng.uniform(0, 2 * np.pi, (n, MAX_CLUMPS)),
-    }
-
-
-def _disturbance(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Merger state, and the companion, tidal tails and lopsidedness that go with it."""
-    merger_state = rng.choice(len(MERGER_STATES), n, p=[0.74, 0.11, 0.08, 0.07])
-    companion_flux_ratio = np.select(
-        [merger_state == 1, merger_state == 2, merger_state == 3],
-        [rng.uniform(0.05, 0.25, n), rng.uniform(0.15, 0.5, n), rng.uniform(0.4, 1.0, n)],
-        0.0,
-    )
-    companion_separation = np.select(
-        [merger_state == 1, merger_state == 2, merger_state == 3],
-        [rng.uniform(2.5, 4.0, n), rng.uniform(1.5, 3.0, n), rng.uniform(0.6, 1.5, n)],
-        0.0,
-    )
-    tidal_strength = np.select(
-        [merger_state == 2, merger_state == 3], [rng.uniform(0.1, 0.25, n), rng.uniform(0.15, 0.35, n)], 0.0
-    )
-    lopsidedness = np.select(
-        [merger_state == 1, merger_state >= 2], [rng.uniform(0.1, 0.3, n), rng.uniform(0.2, 0.5, n)], 0.0
-    )
-    return {
-        "merger_state": merger_state,
-        "companion_flux_ratio": companion_flux_ratio,
-        "companion_separation": companion_separation,
-        "tidal_strength": tidal_strength,
-        "lopsidedness": lopsidedness,
-    }
-
-
-def _size_and_colour(rng: np.random.Generator, smooth: np.ndarray) -> dict[str, np.ndarray]:
-    """Magnitude, half-light radius, bulge-to-disk size ratio and g-r colours."""
-    n = smooth.size
-    magnitude_r = rng.uniform(14.0, 17.7, n)
-    # Brighter galaxies are larger on the sky; ellipticals are more compact at fixed brightness.
-    half_light_radius = (
-        3.2 * 10 ** (-0.2 * (magnitude_r - 15.5)) * np.exp(rng.normal(0, 0.3, n)) * np.where(smooth, 0.7, 1.0)
-    )
-    return {
-        "magnitude_r": magnitude_r,
-        "half_light_radius": half_light_radius,
-        "bulge_radius_ratio": np.where(smooth, 1.0, rng.uniform(0.15, 0.45, n)),
-        "bulge_colour_gr": rng.normal(0.78, 0.05, n),
-        "disk_colour_gr": rng.normal(0.45, 0.1, n),
-    }
-
-
-def draw_morphology(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Draw the latent morphology of ``n`` galaxies (angular sizes in arcsec, magnitudes in r).
-
-    Returns
-    -------
-    dict
-        Arrays of shape (n,) (clump positions: (n, MAX_CLUMPS)); the keys are the truth columns.
-    """
-    shape = _shape(rng, n)
-    features = _disk_features(rng, shape["smooth"], shape["bulge_fraction"])
-    disturbance = _disturbance(rng, n)
-    size = _size_and_colour(rng, shape["smooth"])
-    bulge_colour_gr, disk_colour_gr = size["bulge_colour_gr"], size["disk_colour_gr"]
-    return {
-        "smooth": shape["smooth"],
-        "bulge_fraction": shape["bulge_fraction"],
-        "bulge_sersic_n": rng.uniform(3.5, 4.5, n),
-        "disk_sersic_n": rng.uniform(0.9, 1.1, n),
-        "bulge_axis_ratio": shape["bulge_axis_ratio"],
-        "boxy_bulge": shape["boxy_bulge"],
-        "inclination": shape["inclination"],
-        "disk_axis_ratio": shape["disk_axis_ratio"],
-        "position_angle": rng.uniform(0, np.pi, n),
-        "half_light_radius": size["half_light_radius"],
-        "bulge_radius_ratio": size["bulge_radius_ratio"],
-        "magnitude_r": size["magnitude_r"],
-        "arm_count": features["arm_count"],
-        "arm_pitch": features["arm_pitch"],
-        "arm_strength": features["arm_strength"],
-        "arm_phase": rng.uniform(0, 2 * np.pi, n),
-        "bar_strength": features["bar_strength"],
-        "bar_length": features["bar_length"],
-        "bar_angle": features["bar_angle"],
-        "clump_count": features["clump_count"],
-        "clump_fraction": features["clump_fraction"],
-        "clump_radius": features["clump_radius"],
-        "clump_angle": features["clump_angle"],
-        "merger_state": disturbance["merger_state"],
-        "companion_flux_ratio": disturbance["companion_flux_ratio"],
-        "companion_separation": disturbance["companion_separation"],
-        "companion_angle": rng.uniform(0, 2 * np.pi, n),
-        "tidal_strength": disturbance["tidal_strength"],
-        "lopsidedness": disturbance["lopsidedness"],
-        "bulge_colour_gr": bulge_colour_gr,
-        "bulge_colour_rz": bulge_colour_gr * 0.55 + rng.normal(0, 0.03, n),
-        "disk_colour_gr": disk_colour_gr,
-        "disk_colour_rz": disk_colour_gr * 0.6 + rng.normal(0, 0.05, n),
-    }
-
-
-def subset(morphology: dict[str, np.ndarray], index) -> dict[str, np.ndarray]:
-    """The morphology of some galaxies (an index or boolean mask)."""
-    return {key: value[index] for key, value in morphology.items()}
 
 
 def _band_weights(colour_gr, colour_rz, bands):
@@ -465,163 +302,6 @@ def rgb_composite(images: np.ndarray, pixel_scale: np.ndarray, zero_point: float
     softening = 0.6
     stretched = np.arcsinh(scaled / softening) / np.arcsinh(60.0 / softening)
     return (np.clip(stretched, 0.0, 1.0) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
-
-
-# --- volunteer votes -------------------------------------------------------------------------------
-
-
-def _softmax(logits):
-    logits = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(logits)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _smooth_or_featured(t):
-    featured = (
-        4.0 * (0.6 - t["bulge_fraction"])
-        + 2.5 * t["arm_strength"]
-        + 2.0 * t["bar_strength"]
-        + 0.4 * t["clump_count"]
-        + 2.0 * (t["inclination"] > 75)
-    )
-    artefact = np.where(t["artefact"] > 0, 4.0, -4.0)
-    return {"smooth": -featured / 2, "featured-or-disk": featured / 2, "artifact": artefact}, "smooth"
-
-
-def _disk_edge_on(t):
-    edge = (t["inclination"] - 74.0) / 4.0
-    return {"yes": edge / 2, "no": -edge / 2}, "no"
-
-
-def _has_spiral_arms(t):
-    arms = 6.0 * (t["arm_strength"] - 0.2) * (t["arm_count"] > 0) - 2.0 * (t["arm_count"] == 0)
-    return {"yes": arms / 2, "no": -arms / 2}, "no"
-
-
-def _bar(t):
-    b = t["bar_strength"]
-    return {"strong": 8.0 * (b - 0.5), "weak": 3.0 - 25.0 * (b - 0.33) ** 2 - 3 * (b == 0), "no": 8.0 * (0.2 - b)}, "no"
-
-
-def _bulge_size(t):
-    bt = t["bulge_fraction"]
-    centres = {"dominant": 0.75, "large": 0.5, "moderate": 0.3, "small": 0.12, "none": 0.0}
-    return {a: -((bt - c) ** 2) / 0.012 for a, c in centres.items()}, "moderate"
-
-
-def _how_rounded(t):
-    q = t["bulge_axis_ratio"]
-    centres = {"round": 0.95, "in-between": 0.7, "cigar-shaped": 0.35}
-    return {a: -((q - c) ** 2) / 0.02 for a, c in centres.items()}, "in-between"
-
-
-def _edge_on_bulge(t):
-    has_bulge = 8.0 * (t["bulge_fraction"] - 0.08)
-    boxy = np.where(t["boxy_bulge"], 2.0, -2.0)
-    return {"boxy": has_bulge / 2 + boxy, "none": -has_bulge, "rounded": has_bulge / 2 - boxy}, "rounded"
-
-
-def _spiral_winding(t):
-    pitch = t["arm_pitch"]
-    centres = {"tight": 10.0, "medium": 22.0, "loose": 36.0}
-    return {a: -((pitch - c) ** 2) / 40.0 for a, c in centres.items()}, "medium"
-
-
-def _spiral_arm_count(t):
-    count = t["arm_count"]
-    scores = {a: -2.5 * (count - int(a)) ** 2 for a in ("1", "2", "3", "4")}
-    scores["more-than-4"] = np.where(count > 4, 2.5, -6.0)
-    scores["cant-tell"] = np.full(len(count), -2.0)
-    return scores, "cant-tell"
-
-
-def _merging(t):
-    state = t["merger_state"]
-    return {a: np.where(state == i, 3.0, -1.5 * abs(i - state)) for i, a in enumerate(MERGER_STATES)}, "none"
-
-
-# The link from true morphology to each question's answers, keyed by question and answer name: the
-# tree's structure and column names come from the schema. Each entry returns (logits per answer, the
-# answer a blurred or noisy image suggests).
-ANSWER_MODEL = {
-    "smooth-or-featured": _smooth_or_featured,
-    "disk-edge-on": _disk_edge_on,
-    "has-spiral-arms": _has_spiral_arms,
-    "bar": _bar,
-    "bulge-size": _bulge_size,
-    "how-rounded": _how_rounded,
-    "edge-on-bulge": _edge_on_bulge,
-    "spiral-winding": _spiral_winding,
-    "spiral-arm-count": _spiral_arm_count,
-    "merging": _merging,
-}
-
-
-def answer_probabilities(truth: dict[str, np.ndarray], clarity: np.ndarray, schema: Schema) -> list[np.ndarray]:
-    """For each schema question, (n, n_answers) probabilities a volunteer gives each answer.
-
-    ``clarity`` in [0, 1] mixes the morphology's answer with the answer that a blurry, noisy image
-    suggests (and some plain confusion), so unresolved or faint galaxies get uncertain votes.
-    """
-    probabilities = []
-    for question in schema.questions:
-        if question.name not in ANSWER_MODEL:
-            raise KeyError(
-                f"the vote simulator has no answer model for question {question.name!r} of schema {schema.name}; "
-                f"add one to alertlib.sky.galaxies.ANSWER_MODEL"
-            )
-        scores, blurred_answer = ANSWER_MODEL[question.name](truth)
-        missing = set(question.answers) - set(scores)
-        if missing:
-            raise KeyError(f"answer model for {question.name!r} lacks answers {sorted(missing)}")
-        logits = np.stack([np.broadcast_to(scores[a], clarity.shape) for a in question.answers], axis=1).astype(
-            np.float64
-        )
-        sharp = _softmax(logits)
-        blurred = np.full_like(sharp, 0.3 / len(question.answers))
-        blurred[:, question.answers.index(blurred_answer)] += 0.7
-        probabilities.append(clarity[:, None] * sharp + (1 - clarity[:, None]) * blurred)
-    return probabilities
-
-
-def simulate_votes(
-    rng: np.random.Generator,
-    truth: dict[str, np.ndarray],
-    clarity: np.ndarray,
-    n_volunteers: int = 40,
-    schema: Schema | None = None,
-    agreement: float = 25.0,
-) -> pd.DataFrame:
-    """Vote counts (one column per answer) from volunteers walking the decision tree.
-
-    Each galaxy gets ``n_volunteers`` (+-15%) volunteers. A question asked after answer ``a`` of a
-    parent receives exactly the volunteers who gave ``a``; their answers are multinomial with
-    probabilities drawn from a Dirichlet around ``answer_probabilities`` (``agreement`` sets how
-    much volunteers disagree beyond counting noise).
-    """
-    schema = schema or load_schema()
-    n = len(clarity)
-    volunteers = np.round(n_volunteers * rng.uniform(0.85, 1.15, n)).astype(np.int64)
-    probabilities = answer_probabilities(truth, clarity, schema)
-    counts: dict[tuple[str, str], np.ndarray] = {}
-    columns = {}
-    for question, p in zip(schema.questions, probabilities, strict=True):
-        asked = volunteers if question.asked_if is None else counts[tuple(question.asked_if)]
-        p = np.maximum(p, 1e-4)
-        # Gamma draws normalised = Dirichlet, vectorised over galaxies.
-        p = rng.gamma(agreement * p)
-        p = p / p.sum(axis=1, keepdims=True)
-        votes = rng.multinomial(asked, p)
-        for k, answer in enumerate(question.answers):
-            counts[(question.name, answer)] = votes[:, k]
-            columns[schema.column(question.name, answer)] = votes[:, k]
-    return pd.DataFrame(columns)[schema.answer_columns]
-
-
-def clarity_of(half_light_radius: np.ndarray, psf_fwhm: np.ndarray, snr: np.ndarray) -> np.ndarray:
-    """How clearly volunteers can see a galaxy's morphology: resolution (size / PSF) times S/N terms."""
-    resolution = half_light_radius / psf_fwhm
-    return _sigmoid(3.0 * np.log(resolution / 0.9)) * _sigmoid(2.0 * (np.log10(np.maximum(snr, 1e-3)) - 1.3))
 
 
 # --- one batch of Galaxy Zoo-like galaxies ----------------------------------------------------------

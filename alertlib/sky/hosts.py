@@ -1,6 +1,6 @@
 """Host galaxies of the alert sources: the Galaxy Zoo morphology model at the ZTF pixel scale.
 
-Hosts come from the same morphology model as the Galaxy Zoo-like galaxies (``alertlib.sky.galaxies``),
+Hosts come from the same morphology model as the Galaxy Zoo-like galaxies (``alertlib.sky.morphology``),
 with the magnitude and size the source's redshift gives them. Supernovae lie where the host's light
 is (disk or bulge, by the bulge-to-total ratio); nuclear transients and AGN on the nucleus.
 """
@@ -13,10 +13,11 @@ import pandas as pd
 from alertlib.core.vocab import PIXEL_SCALE
 from alertlib.sky import galaxies, render
 from alertlib.sky.canvas import CANVAS
+from alertlib.sky.morphology import draw_morphology
 
 
 def _host_morphology(rng, sources_with_host: pd.DataFrame):
-    morph = galaxies.draw_morphology(rng, len(sources_with_host))
+    morph = draw_morphology(rng, len(sources_with_host))
     morph["magnitude_r"] = sources_with_host["host_mag"].to_numpy()
     morph["half_light_radius"] = sources_with_host["host_radius_arcsec"].to_numpy()
     # Galaxy Zoo's merger fraction is for bright nearby galaxies; hosts rarely show companions at ZTF depth.
