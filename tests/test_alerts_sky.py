@@ -102,3 +102,24 @@ def test_masked_pixels_are_shared_by_the_three_cutouts_and_spare_the_candidate()
     assert abs(masked.mean() - expected) < 0.05
     centre = 63 // 2
     assert not zero[:, centre - 2 : centre + 3, centre - 2 : centre + 3].any()
+
+
+def test_supernovae_in_disks_follow_the_disk_light_whatever_the_bulge_size():
+    from alertlib.sky.hosts import _offset_following_light
+
+    n = 20000
+    rng = np.random.default_rng(17)
+    morph = {
+        "magnitude_r": np.full(n, 18.0),
+        "bulge_fraction": np.zeros(n),  # all in the disk
+        "half_light_radius": np.full(n, 2.0),
+        "bulge_radius_ratio": np.where(np.arange(n) < n // 2, 0.15, 0.45),
+        "bulge_axis_ratio": np.ones(n),
+        "disk_axis_ratio": np.ones(n),
+        "position_angle": np.zeros(n),
+    }
+    dx, dy = _offset_following_light(rng, morph)
+    radius = np.hypot(dx, dy)
+    # Half the light of an exponential disk lies within its half-light radius; the bulge's size plays no part.
+    for half in (radius[: n // 2], radius[n // 2 :]):
+        assert abs(np.median(half) / 2.0 - 1) < 0.03

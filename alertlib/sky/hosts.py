@@ -20,7 +20,6 @@ def _host_morphology(rng, sources_with_host: pd.DataFrame):
     morph = draw_morphology(rng, len(sources_with_host))
     morph["magnitude_r"] = sources_with_host["host_mag"].to_numpy()
     morph["half_light_radius"] = sources_with_host["host_radius_arcsec"].to_numpy()
-    # Galaxy Zoo's merger fraction is for bright nearby galaxies; hosts rarely show companions at ZTF depth.
     return morph
 
 
@@ -29,8 +28,9 @@ def _offset_following_light(rng, morph) -> tuple[np.ndarray, np.ndarray]:
     n = len(morph["magnitude_r"])
     in_bulge = rng.random(n) < morph["bulge_fraction"]
     re = morph["half_light_radius"]
-    # Exponential disk: radius ~ Gamma(2, r_d); a de Vaucouleurs bulge is more concentrated.
-    disk_radius = rng.gamma(2.0, re * morph["bulge_radius_ratio"].clip(0.15, 1) ** 0 / 1.678, n)
+    # Exponential disk of half-light radius re: radius ~ Gamma(2, r_d), r_d = re / 1.678; a de
+    # Vaucouleurs bulge is more concentrated.
+    disk_radius = rng.gamma(2.0, re / 1.678, n)
     bulge_radius = re * morph["bulge_radius_ratio"] * rng.gamma(1.2, 0.6, n)
     radius = np.where(in_bulge, bulge_radius, disk_radius)
     angle = rng.uniform(0, 2 * np.pi, n)
@@ -59,7 +59,6 @@ def host_spectra(
     offset_x = np.zeros(n_src)
     offset_y = np.zeros(n_src)
     host_index = np.nonzero(sources["has_host"].to_numpy())[0]
-    host_truth = {}
     if host_index.size:
         morph = _host_morphology(rng, sources.iloc[host_index])
         dx, dy = _offset_following_light(rng, morph)
@@ -73,6 +72,4 @@ def host_spectra(
             morph, CANVAS, np.full(host_index.size, PIXEL_SCALE), 0.0, ("g", "r"), oversample=1, centre=centre
         )
         host_spectrum[host_index] = render.rfft2(light)
-        host_truth = {"bulge_fraction": morph["bulge_fraction"], "arm_count": morph["arm_count"]}
-    del host_truth
     return host_spectrum, offset_x, offset_y

@@ -103,11 +103,9 @@ def _detections(
     # Asteroids are seen once; bogus detections of a source recur a few times.
     detected = detectable & (change >= 5 * residual)
     one_off = cls >= 4
-    first = np.argmax(detected, axis=1)
     rank = np.cumsum(detected, axis=1)
     keep_one_off = np.where(cls[:, None] == 4, rank == 1, rank <= rng.integers(1, 4, (n, 1)))
     detected = np.where(one_off[:, None], detected & keep_one_off, detected)
-    del first
     ndethist = np.cumsum(detected, axis=1)
     # Variable stars and AGN have long detection histories before the window.
     ndethist = ndethist + np.where(np.isin(cls, [2, 3]), rng.integers(5, 200, n), 0)[:, None]

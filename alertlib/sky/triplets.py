@@ -119,7 +119,6 @@ def draw_scene(rng: np.random.Generator, sources: pd.DataFrame) -> Scene:
     )
     nucleus = cls == 2
     nucleus_mag = sources["host_mag"].to_numpy() - 2.5 * np.log10(sources["nucleus_fraction"].to_numpy())
-    # Dipoles also come from misaligned galaxy nuclei; give some dipoles a host-like blob instead.
     return Scene(
         cand_x, cand_y, offset_x, offset_y, host_spectrum, field, central_star, central_star_mag, nucleus, nucleus_mag
     )
@@ -244,9 +243,8 @@ def _reference_image(
     ref_noise_sigma = excess[src] * np.sqrt(template_sky / (GAIN * frames[src])) * alerts["transmission"].to_numpy()
     # Same realisation for every alert of a source in a band: the template does not change. A ZTF
     # reference is a co-add of resampled epochs, so its noise is correlated between neighbouring
-    # pixels; smooth white noise to match, keeping
-    # its per-pixel standard deviation.
-    # How many epochs and how much resampling differ from field to field: so does the correlation.
+    # pixels; smooth white noise to match, keeping its per-pixel standard deviation. How many epochs
+    # and how much resampling differ from field to field: so does the correlation.
     smoothing = np.clip(lognormal(rng, REFERENCE_NOISE_SMOOTHING, REFERENCE_NOISE_SMOOTHING_SPREAD, n_src), 0.3, 2.5)
     reference_noise = render.correlated_noise(rng, (n_src, 2, CANVAS, CANVAS), smoothing)
     reference = reference_model + reference_noise[src, band] * ref_noise_sigma[:, None, None].astype(np.float32)
