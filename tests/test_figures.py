@@ -14,6 +14,7 @@ from test_stats import make_benchmark, make_results  # tests/ is on sys.path und
 from alertlib.core.vocab import INIT_ORDER
 from alertlib.io.schema import load_schema
 from alertlib.report import figures
+from alertlib.report.display import NotebookFigure
 from alertlib.report.seeds import summarise_over_seeds
 from alertlib.report.tables import binned_metric_name
 
@@ -75,6 +76,7 @@ def predictions() -> pd.DataFrame:
 
 
 def _saved(figure, name, tmp_path):
+    assert isinstance(figure, NotebookFigure)  # shown as an image in notebooks (tests/test_display.py)
     paths = figures.save_figure(figure, name, out_dir=tmp_path)
     assert [p.name for p in paths] == [f"{name}.png", f"{name}.pdf"]
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

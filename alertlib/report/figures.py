@@ -2,10 +2,11 @@
 
 Every function takes tables produced by the study (the tidy results table, its summary from
 ``alertlib.report.seeds``, per-run predictions, training curves, the benchmark table) or arrays (images,
-triplets, embeddings), and returns a ``matplotlib.figure.Figure``. Figures are built without
-``pyplot``, so they hold no global state and work under any backend; in a notebook, show one by
-making it the last expression of a cell. ``save_figure`` writes ``<name>.png`` and ``<name>.pdf``
-atomically into ``figures/``.
+triplets, embeddings), and returns a ``matplotlib.figure.Figure`` (a ``NotebookFigure`` of
+``alertlib.report.display``). Figures are built without ``pyplot``, so they hold no global state and
+work under any backend; in a notebook, show one as an image by making it the last expression of a
+cell or with ``display(figure)``. ``save_figure`` writes ``<name>.png`` and ``<name>.pdf`` atomically
+into ``figures/``.
 
 Every number drawn or written in a figure comes from its input tables. Colours follow the
 initialisation (``init_colour``) and markers the architecture (``arch_marker``), in the same order
@@ -32,6 +33,7 @@ from alertlib.core.files import atomic_path
 from alertlib.core.paths import figures_dir
 from alertlib.core.vocab import REFERENCE_ARCH, ordered_archs, ordered_inits
 from alertlib.report import claims, confusion, seeds, tables
+from alertlib.report.display import NotebookFigure
 
 # One colour per initialisation, the same in every figure.
 INIT_COLOURS = {
@@ -93,8 +95,8 @@ def _ordered(values, column: str) -> list:
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, panel_size: tuple[float, float] = (4.0, 3.2), **kwargs):
-    """A figure (not registered with pyplot) and its axes as a 2-D array."""
-    figure = Figure(figsize=(panel_size[0] * ncols, panel_size[1] * nrows), layout="constrained")
+    """A figure (not registered with pyplot, shown as an image in notebooks) and its axes as a 2-D array."""
+    figure = NotebookFigure(figsize=(panel_size[0] * ncols, panel_size[1] * nrows), layout="constrained")
     axes = figure.subplots(nrows, ncols, squeeze=False, **kwargs)
     return figure, axes
 
