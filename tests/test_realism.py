@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alertlib.sky import realism
+from alertlib.sky import packet_calibration, realism
 from alertlib.sky.simulate import simulate_alert_arrays
 
 
@@ -81,7 +81,7 @@ def test_noise_correlation_statistic_tells_smoothed_from_white_noise():
 
 def test_field_calibration_on_simulated_candidates(simulated_with_sources):
     triplets, table = simulated_with_sources
-    result = realism.field_calibration(table, realism.triplet_statistics(triplets))
+    result = packet_calibration.field_calibration(table, realism.triplet_statistics(triplets))
     assert set(result["nmtchps_by_abs_latitude"]) == {"0-5", "5-10", "10-20", "20-30", "30-50", "50-90"}
     assert sum(b["n"] for b in result["nmtchps_by_abs_latitude"].values()) == len(table)
     # Crowding raises the reference's measured noise correlation in the simulation too.
@@ -109,7 +109,7 @@ def test_sky_calibration_recovers_a_level_proportional_to_the_transparency():
             "reference_noise": 1.3 * np.sqrt(level / (6.2 * 15)),
         }
     )
-    result = realism.sky_calibration(levels)
+    result = packet_calibration.sky_calibration(levels)
     assert abs(result["log10_level_per_zero_point_mag"] - 0.4) < 0.02
     assert result["cloudy_fraction_alerts"] == 0.1
     assert result["cloudy_fraction_exposures"] == 2 / 182
@@ -119,7 +119,7 @@ def test_sky_calibration_recovers_a_level_proportional_to_the_transparency():
 
 @pytest.mark.realdata
 def test_sky_calibration_of_real_packets(real_folder):
-    result = realism.sky_calibration(realism.raw_cutout_levels([real_folder("ztf_packets")]))
+    result = packet_calibration.sky_calibration(packet_calibration.raw_cutout_levels([real_folder("ztf_packets")]))
     assert result["n_alerts"] > 0
     # ZTF template cutouts are background-matched to the science cutouts.
     assert 0.9 < result["reference_to_science_level_quantiles_5_50_95"][1] < 1.1
@@ -171,19 +171,19 @@ def test_stream_calibration_of_simulated_alerts():
     from alertlib.sky.alerts import simulate_alert_batch
 
     raw, table = simulate_alert_batch(4, 0, 120, 0, class_mix="ztf-stream")
-    simulated = realism.stream_calibration(raw, table)
+    simulated = packet_calibration.stream_calibration(raw, table)
     assert simulated["n_alerts"] == len(raw) and 0.2 < simulated["negative_fraction"] < 0.8
     assert simulated["positive_centre_fraction_negative"] > 0.9
     assert simulated["positive_centre_fraction_positive"] > 0.9
     flipped = raw.copy()
     flipped[..., 2] *= -1  # written the other way round, negative subtractions would show negative
-    assert realism.stream_calibration(flipped, table)["positive_centre_fraction_negative"] < 0.1
+    assert packet_calibration.stream_calibration(flipped, table)["positive_centre_fraction_negative"] < 0.1
 
 
 @pytest.mark.realdata
 def test_stream_calibration_of_real_packets(real_folder):
     triplets, candidates, _ = realism.read_real_triplets([real_folder("ztf_packets")])
-    real = realism.stream_calibration(triplets, candidates)
+    real = packet_calibration.stream_calibration(triplets, candidates)
     assert real["n_alerts"] == len(triplets) and 0 < real["negative_fraction"] < 1
     assert real["positive_centre_fraction_negative"] > 0.8
     assert real["n_on_star"] > 0 and 10 < real["star_magnr_quantiles"][3] < 20

@@ -19,7 +19,7 @@ SCIENCE_NOISE_MEDIAN, SCIENCE_NOISE_SPREAD = 6.9, 0.35
 # exposure's own sky and read noise). So the level is drawn per source and band as the template's
 # sky at the nominal zero point, a multiple of the median science noise (median sky-to-noise in
 # clear exposures: g 10.2, r 17.2; lognormal spread 0.50-0.52, of which the science noise's own 0.35
-# is part), and scaled by each exposure's transparency. Numbers from alertlib.sky.realism.sky_calibration
+# is part), and scaled by each exposure's transparency. Numbers from alertlib.sky.packet_calibration.sky_calibration
 # on the packets in ../shared/data/alert-packets.
 TEMPLATE_SKY_TO_NOISE = {1: 10.2, 2: 17.2}  # by fid (1 = g, 2 = r)
 TEMPLATE_SKY_SPREAD = 0.4
@@ -60,7 +60,7 @@ REFERENCE_FWHM_MEDIAN_PX = 2.0
 DIFFERENCE_LIMIT_MEDIAN, DIFFERENCE_LIMIT_SPREAD = 19.5, 0.6
 # Variable stars: mean magnitudes from counts rising VARIABLE_STAR_SLOPE dex per magnitude over
 # VARIABLE_STAR_MAGS, fractional amplitudes from dN/dA ~ A^-VARIABILITY_INDEX over VARIABILITY_RANGE.
-# Real stream alerts on a star (alertlib.sky.realism.stream_calibration) have |difference| flux over the
+# Real stream alerts on a star (alertlib.sky.packet_calibration.stream_calibration) have |difference| flux over the
 # star's of 0.07/0.12/0.39 (10/50/90%) for magnr 14-16 and 0.18/0.37/0.72 for 17.5-19, and lie
 # 1.24/2.22/4.28 mag (50/75/95%) inside their limits. Detected variable stars of 6000 ztf-stream
 # sources (observe_sources, seed 0, true magnitudes): amplitudes uniform over 0.03-0.8 and stars
@@ -73,7 +73,7 @@ SUBTRACTION_RESIDUAL = 0.02  # PSF-fit error on a source present in the referenc
 # epochs, lognormal per source; lag-1 correlation exp(-1 / (4 sigma^2)), small. In the real
 # packets the measured correlation rises with crowding, with the number of Pan-STARRS objects within
 # 30 arcsec (nmtchps); the faint field below adds that part, so this intrinsic part is calibrated on
-# the sparsest real fields (see alertlib.sky.realism.field_calibration).
+# the sparsest real fields (see alertlib.sky.packet_calibration.field_calibration).
 REFERENCE_NOISE_SMOOTHING = 0.3
 REFERENCE_NOISE_SMOOTHING_SPREAD = 0.2
 # Residual background of the difference image (imperfect sky subtraction), per alert, in units of
@@ -101,7 +101,7 @@ SEEING_MEDIAN_PX, SEEING_SPREAD = 2.2, 0.35
 # lognormally from field to field (FIELD_DENSITY_SPREAD). Calibrated on the real packets'
 # ``nmtchps`` (Pan-STARRS objects within 30 arcsec; simulated: field objects brighter than
 # FIELD_COUNT_MAG, plus the host or star on the candidate), medians by |b| from
-# alertlib.sky.realism.field_calibration; the faint ends of the counts are cut where crowded simulated
+# alertlib.sky.packet_calibration.field_calibration; the faint ends of the counts are cut where crowded simulated
 # science cutouts would become more correlated than the real ones of the same nmtchps.
 FIELD_COUNT_MAG = 23.0
 FIELD_STARS_POLE = 0.8  # stars per arcmin^2 brighter than FIELD_COUNT_MAG at the galactic poles

@@ -33,7 +33,7 @@ def _photometry(
     # star or AGN nucleus whose change is measured), and the subtraction's residual of that source
     # (observe_sources), a fraction of its flux: in real stream alerts on stars the PSF-fit error is
     # about 2% of the star's flux (median sigmapsf 0.12 at a difference flux 0.20 of the star's;
-    # alertlib.sky.realism.stream_calibration), far above its photon noise.
+    # alertlib.sky.packet_calibration.stream_calibration), far above its photon noise.
     residual = alerts["subtraction_residual"].to_numpy() * central_flux
     flux_error = np.sqrt(noise**2 * noise_area + (true_flux + central_flux) / GAIN + residual**2)
     measured_flux = np.maximum(true_flux + rng.normal(0, 1, n_alerts) * flux_error, 0.2 * true_flux)

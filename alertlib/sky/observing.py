@@ -44,7 +44,7 @@ def _epoch_conditions(rng: np.random.Generator, n: int, epochs: int) -> dict[str
     """Epoch times (n, epochs), sorted, with each epoch's difference limit, cloud loss and calibration error."""
     times = np.sort(rng.uniform(-20.0, 150.0, (n, epochs)), axis=1)
     # The 5-sigma limit of each epoch's difference image: in the real packets' clear exposures its
-    # median is 19.5 mag with a robust spread of 0.54 (alertlib.sky.realism.stream_calibration; 0.62 with
+    # median is 19.5 mag with a robust spread of 0.54 (alertlib.sky.packet_calibration.stream_calibration; 0.62 with
     # each exposure counted once), moon, seeing and airmass making most epochs shallower than ZTF's
     # best, 20.5 to 21.
     limit = rng.normal(DIFFERENCE_LIMIT_MEDIAN, DIFFERENCE_LIMIT_SPREAD, (n, epochs))
@@ -160,7 +160,7 @@ def observe_sources(
     fade below their brightness in the reference (a co-add of many epochs, near their mean) as often
     as they rise above it, and ZTF alerts on those negative subtractions too (``isdiffpos`` "f": 67%
     of the real packets in ../shared/data, most of them stars, by
-    ``alertlib.sky.realism.stream_calibration``). Transients, asteroids and bogus detections add flux.
+    ``alertlib.sky.packet_calibration.stream_calibration``). Transients, asteroids and bogus detections add flux.
 
     Returns one row per alert with the epoch's band, conditions, true difference magnitude (of the
     flux's absolute value), its sign (``difference_sign``, +1 or -1) and the number of detections

@@ -324,7 +324,7 @@ def _zogy_difference(
     )
     # A negative subtraction is written as reference minus science, so the source shows positive in
     # the difference cutout, as in ZTF packets with isdiffpos "f" (98% of those in ../shared/data,
-    # alertlib.sky.realism.stream_calibration).
+    # alertlib.sky.packet_calibration.stream_calibration).
     difference *= alerts["difference_sign"].to_numpy().astype(np.float32)[:, None, None]
     return difference
 
