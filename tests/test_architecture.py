@@ -41,7 +41,9 @@ def test_large_modules_say_which_one_concern_they_hold():
         docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
         if lines > MAX_MODULE_LINES and ONE_CONCERN_MARK not in docstring:
             too_long.append(f"{path.relative_to(REPO_ROOT)}: {lines} lines")
-    assert not too_long, f"modules above {MAX_MODULE_LINES} lines without '{ONE_CONCERN_MARK}' in the docstring: {too_long}"
+    assert not too_long, (
+        f"modules above {MAX_MODULE_LINES} lines without '{ONE_CONCERN_MARK}' in the docstring: {too_long}"
+    )
 
 
 def _long_functions(tree: ast.AST, limit: int) -> list[tuple[str, int]]:
