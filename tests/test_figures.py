@@ -240,3 +240,21 @@ def test_embeddings_and_training_curves(tmp_path):
     figure = figures.plot_training_curves(curves)
     assert len(figure.axes[0].get_lines()) == 8  # 2 inits x 2 seeds x (train, validation)
     _saved(figure, "training_curves", tmp_path)
+
+
+def test_figures_leave_out_combinations_without_a_finite_value():
+    nan = float("nan")
+    results = make_results(
+        {
+            ("btsbot_cnn", "scratch", "auc"): [nan, nan],
+            ("resnet18", "scratch", "auc"): [0.70, 0.72],
+            ("resnet18", "galaxy_sim", "auc"): [nan, nan],
+        }
+    )
+    summary = summarise_over_seeds(results, n_resamples=200)
+    assert summary["n_non_finite"].tolist() == [2, 0, 2]  # counted in the summary, left out of the figure
+    with pytest.warns(UserWarning, match="no reference line"):
+        figure = figures.plot_metric_by_arch_init(summary, "auc")
+    ax = figure.axes[0]
+    assert [y for container in ax.containers for y in container.lines[0].get_ydata()] == [pytest.approx(0.71)]
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["scratch"]

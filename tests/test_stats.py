@@ -7,6 +7,7 @@ none of its numbers is a result of the study.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -166,12 +167,43 @@ def test_summary_refuses_two_runs_for_one_seed_and_drops_repeats():
     assert summary["n_seeds"].tolist() == [2]
 
 
-def test_summary_drops_non_finite_values_with_a_warning():
-    results = make_results({("resnet18", "scratch", "auc"): [0.8, float("nan"), 0.9]})
-    with pytest.warns(UserWarning, match="non-finite"):
+def test_summary_counts_non_finite_values_in_a_column_without_a_warning():
+    # An undefined metric (an AUC on a test set with one class) is expected: counted, not warned about.
+    nan = float("nan")
+    results = make_results(
+        {("resnet18", "scratch", "auc"): [0.8, nan, 0.9], ("resnet18", "galaxy_sim", "auc"): [nan, nan]}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         summary = summarise_over_seeds(results)
-    assert summary["n_seeds"].tolist() == [2]
-    assert summary["mean"].tolist() == [pytest.approx(0.85)]
+    by_init = summary.set_index("init")
+    assert by_init.loc["scratch", "n_seeds"] == 2
+    assert by_init.loc["scratch", "mean"] == pytest.approx(0.85)
+    assert by_init.loc["scratch", "n_non_finite"] == 1 and by_init.loc["scratch", "seeds"] == "0,2"
+    assert by_init.loc["galaxy_sim", "n_seeds"] == 0 and by_init.loc["galaxy_sim", "n_non_finite"] == 2
+    assert math.isnan(by_init.loc["galaxy_sim", "mean"])
+
+
+def test_differences_and_headline_count_non_finite_values_without_a_warning():
+    nan = float("nan")
+    results = make_results(
+        {
+            ("btsbot_cnn", "scratch", "auc"): [0.70, 0.72, nan],
+            ("resnet18", "scratch", "auc"): [0.75, nan, 0.76],
+            ("resnet18", "galaxy_sim", "auc"): [0.80, 0.83, nan],
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pretraining = paired_differences(results, n_resamples=500)
+        table = headline_table(results, accuracy_metrics=("auc",), n_resamples=500)
+    row = pretraining.iloc[0]
+    # Seed 0 pairs; seed 1 has galaxy_sim only and seed 2 scratch only; one NaN on each side.
+    assert (row["n_pairs"], row["n_unpaired"], row["n_non_finite"]) == (1, 2, 2)
+    assert row["difference"] == pytest.approx(0.05)
+    details = table.set_index("treatment")["detail"]
+    assert details["galaxy_sim"] == "2 unpaired seeds left out; 2 non-finite values left out"
+    assert details["resnet18 (scratch)"] == "2 unpaired seeds left out; 2 non-finite values left out"
 
 
 # ------------------------------------------------------------------------------------------

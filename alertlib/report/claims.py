@@ -372,8 +372,16 @@ def _difference_row(claim: str, r: pd.Series, scope: str, treatment: str, baseli
         "ci_low": r["ci_low"],
         "ci_high": r["ci_high"],
         "relative_effect": r["relative_difference"],
-        "detail": f"{int(r['n_unpaired'])} unpaired seeds left out" if r["n_unpaired"] else "",
+        "detail": _left_out(int(r["n_unpaired"]), int(r["n_non_finite"])),
     }
+
+
+def _left_out(n_unpaired: int, n_non_finite: int) -> str:
+    """What a difference row leaves out, for its ``detail``: unpaired seeds and non-finite values."""
+    parts = [f"{n_unpaired} unpaired seeds left out"] if n_unpaired else []
+    if n_non_finite:
+        parts.append(f"{n_non_finite} non-finite values left out")
+    return "; ".join(parts)
 
 
 def _format_ratio(ratio: float) -> str:

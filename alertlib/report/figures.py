@@ -344,12 +344,17 @@ def plot_triplet_examples(
 # --------------------------------------------------------------------------------------------
 
 
+def _with_values(summary: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a summary that have a value to draw (the summary counts the others in ``n_non_finite``)."""
+    return summary[summary["n_seeds"] > 0] if "n_seeds" in summary.columns else summary
+
+
 def _as_summary(table: pd.DataFrame, metrics=None) -> pd.DataFrame:
     """A summary table (``seeds.summarise_over_seeds``) from either a summary or a raw results table."""
     if "mean" in table.columns and "ci_low" in table.columns:
-        return table if metrics is None else table[table["metric"].isin(list(metrics))]
+        return _with_values(table if metrics is None else table[table["metric"].isin(list(metrics))])
     if "value" in table.columns:
-        return seeds.summarise_over_seeds(table, metrics)
+        return _with_values(seeds.summarise_over_seeds(table, metrics))
     raise ValueError(
         "expected the results table (with 'value') or its summary from alertlib.report.seeds.summarise_over_seeds "
         f"(with 'mean', 'ci_low', 'ci_high'); got columns {list(table.columns)}"
@@ -522,7 +527,7 @@ def plot_completeness_purity(
     if "mean" not in binned.columns:
         # Raw results: summarise over seeds, then read the bins back from the metric names.
         binned = tables.binned_metrics(seeds.summarise_over_seeds(binned), quantities)
-    summary = binned
+    summary = _with_values(binned)
     rows = summary[(summary["task"] == task) & np.isclose(summary["train_fraction"].astype(float), train_fraction)]
     if archs is not None:
         rows = rows[rows["arch"].isin(archs)]

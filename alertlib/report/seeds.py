@@ -100,10 +100,11 @@ def bootstrap_mean_interval(
 def per_seed_values(results: pd.DataFrame, metrics: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per (task, arch, init, train_fraction, metric, seed) with its ``value``.
 
-    Rows with a non-finite value (e.g. an AUC on a test set with one class) are dropped with a
-    warning that counts them. The same run loaded twice (same ``run_id`` and metric) is kept once,
-    also with a warning. Two different runs for the same key and seed are an error: the table mixes
-    studies (e.g. two profiles or data versions) and must be filtered first.
+    A non-finite value is kept as it is: it is expected where a metric is undefined (an AUC on a
+    test set with one class, a completeness in a bin without positives), and the statistics over
+    seeds leave it out and count it (``n_non_finite``). The same run loaded twice (same ``run_id``
+    and metric) is kept once, with a warning. Two different runs for the same key and seed are an
+    error: the table mixes studies (e.g. two profiles or data versions) and must be filtered first.
 
     Parameters
     ----------
@@ -119,14 +120,6 @@ def per_seed_values(results: pd.DataFrame, metrics: Iterable[str] | None = None)
     table = table.copy()
     table["value"] = pd.to_numeric(table["value"], errors="coerce")
     table["train_fraction"] = table["train_fraction"].astype(float)
-    non_finite = ~np.isfinite(table["value"].to_numpy(dtype=np.float64))
-    if non_finite.any():
-        examples = table.loc[non_finite, ["arch", "init", "seed", "metric"]].head(3).to_dict("records")
-        warnings.warn(
-            f"dropped {int(non_finite.sum())} results rows with a non-finite value (e.g. {examples})",
-            stacklevel=2,
-        )
-        table = table[~non_finite]
     if "run_id" in table.columns:
         repeated = table.duplicated(["run_id", "metric"], keep="last")
         if repeated.any():
@@ -145,6 +138,18 @@ def per_seed_values(results: pd.DataFrame, metrics: Iterable[str] | None = None)
             f"(e.g. on data_version, code_version or config) before summarising."
         )
     return sort_table(table[[*key, "value"]])
+
+
+def _split_finite(values: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of ``per_seed_values`` with a finite value, and the others."""
+    finite = np.isfinite(values["value"].to_numpy(dtype=np.float64))
+    return values[finite], values[~finite]
+
+
+def _non_finite_counts(values: pd.DataFrame, keys: list[str]) -> dict[tuple, int]:
+    """How many non-finite values each combination of ``keys`` has (absent: none)."""
+    _, non_finite = _split_finite(values)
+    return {key: int(count) for key, count in non_finite.groupby(keys).size().items()}
 
 
 def summarise_over_seeds(
@@ -168,28 +173,43 @@ def summarise_over_seeds(
     Returns
     -------
     pandas.DataFrame
-        Columns ``task, arch, init, train_fraction, metric, n_seeds, seeds, mean, std, ci_low, ci_high,
-        interval_degenerate``; ``seeds`` lists the seeds (e.g. ``"0,1,2"``), ``std`` is the sample
-        standard deviation (NaN for one seed), ``interval_degenerate`` is true where one seed (or
-        identical values) gives a zero-width interval. Only the combinations present appear.
+        Columns ``task, arch, init, train_fraction, metric, n_seeds, n_non_finite, seeds, mean, std,
+        ci_low, ci_high, interval_degenerate``; ``n_seeds`` counts the seeds with a finite value and
+        ``seeds`` lists them (e.g. ``"0,1,2"``), ``n_non_finite`` counts the seeds left out because
+        their value is not finite (the metric undefined for that run), ``std`` is the sample standard
+        deviation (NaN for one seed), ``interval_degenerate`` is true where one seed (or identical
+        values) gives a zero-width interval. Only the combinations present appear; one whose every
+        value is non-finite has ``n_seeds`` 0 and NaN statistics.
     """
     values = per_seed_values(results, metrics)
     rows = []
     for key, group in values.groupby(list(SUMMARY_KEYS), sort=False):
-        mean, low, high = bootstrap_mean_interval(group["value"], n_resamples, confidence, seed)
+        finite, non_finite = _split_finite(group)
+        mean, low, high = bootstrap_mean_interval(finite["value"], n_resamples, confidence, seed)
         rows.append(
             {
                 **dict(zip(SUMMARY_KEYS, key, strict=True)),
-                "n_seeds": len(group),
-                "seeds": ",".join(str(s) for s in sorted(group["seed"])),
+                "n_seeds": len(finite),
+                "n_non_finite": len(non_finite),
+                "seeds": ",".join(str(s) for s in sorted(finite["seed"])),
                 "mean": mean,
-                "std": float(group["value"].std(ddof=1)) if len(group) > 1 else math.nan,
+                "std": float(finite["value"].std(ddof=1)) if len(finite) > 1 else math.nan,
                 "ci_low": low,
                 "ci_high": high,
                 "interval_degenerate": bool(low == high),
             }
         )
-    columns = [*SUMMARY_KEYS, "n_seeds", "seeds", "mean", "std", "ci_low", "ci_high", "interval_degenerate"]
+    columns = [
+        *SUMMARY_KEYS,
+        "n_seeds",
+        "n_non_finite",
+        "seeds",
+        "mean",
+        "std",
+        "ci_low",
+        "ci_high",
+        "interval_degenerate",
+    ]
     return sort_table(pd.DataFrame(rows, columns=columns))
 
 
@@ -220,6 +240,7 @@ def _paired_row(treatment: pd.Series, baseline: pd.Series, n_resamples: int, con
 PAIRED_COLUMNS = (
     "n_pairs",
     "n_unpaired",
+    "n_non_finite",
     "treatment_mean",
     "baseline_mean",
     "difference",
@@ -264,16 +285,20 @@ def paired_differences(
     Returns
     -------
     pandas.DataFrame
-        Columns ``*by, treatment, baseline, n_pairs, n_unpaired, treatment_mean, baseline_mean,
-        difference, ci_low, ci_high, relative_difference, interval_degenerate``. ``n_unpaired``
-        counts seeds present for only one of the two; ``treatment_mean`` and ``baseline_mean`` are
-        over the paired seeds; ``relative_difference`` is difference / baseline_mean.
+        Columns ``*by, treatment, baseline, n_pairs, n_unpaired, n_non_finite, treatment_mean,
+        baseline_mean, difference, ci_low, ci_high, relative_difference, interval_degenerate``.
+        ``n_unpaired`` counts seeds with a finite value for only one of the two; ``n_non_finite``
+        counts the values of either that are not finite, left out; ``treatment_mean`` and
+        ``baseline_mean`` are over the paired seeds; ``relative_difference`` is difference /
+        baseline_mean. A pair appears where both initialisations have a finite value in the group.
     """
     by = list(by)
     if "metric" not in by or not set(by) <= set(COMPARISON_KEYS):
         raise ValueError(f"by must be a subset of {COMPARISON_KEYS} that includes 'metric', got {by}")
     match_on = ["seed", *[k for k in COMPARISON_KEYS if k not in by]]
-    values = per_seed_values(results, metrics)
+    all_values = per_seed_values(results, metrics)
+    values, _ = _split_finite(all_values)
+    non_finite = _non_finite_counts(all_values, [*by, "init"])
     present = ordered_inits(values["init"])
     treatments = ordered_inits(treatment_inits) if treatment_inits is not None else []
     if treatment_inits is None:
@@ -290,6 +315,7 @@ def paired_differences(
                 if treatment == baseline or treatment not in by_init or baseline not in by_init:
                     continue
                 paired = _paired_row(by_init[treatment], by_init[baseline], n_resamples, confidence, seed)
+                paired["n_non_finite"] = non_finite.get((*key, treatment), 0) + non_finite.get((*key, baseline), 0)
                 rows.append({**dict(zip(by, key, strict=True)), "treatment": treatment, "baseline": baseline, **paired})
     return sort_table(pd.DataFrame(rows, columns=[*by, "treatment", "baseline", *PAIRED_COLUMNS]))
 
@@ -323,8 +349,10 @@ def architecture_differences(
         Columns ``task, train_fraction, metric, arch, init, reference_arch, reference_init`` and the
         paired columns of ``paired_differences`` (treatment = the architecture, baseline = the CNN).
     """
-    values = per_seed_values(results, metrics)
+    all_values = per_seed_values(results, metrics)
+    values, _ = _split_finite(all_values)
     keys = ["task", "train_fraction", "metric"]
+    non_finite = _non_finite_counts(all_values, [*keys, "arch", "init"])
     rows = []
     for key, group in values.groupby(keys, sort=False):
         reference_rows = group[group["arch"] == reference_arch]
@@ -336,6 +364,9 @@ def architecture_differences(
             if arch == reference_arch:
                 continue
             paired = _paired_row(part.set_index("seed")["value"], reference, n_resamples, confidence, seed)
+            paired["n_non_finite"] = non_finite.get((*key, arch, init), 0) + non_finite.get(
+                (*key, reference_arch, ref_init), 0
+            )
             rows.append(
                 {
                     **dict(zip(keys, key, strict=True)),
