@@ -35,6 +35,11 @@ NOTEBOOK_CELLS = {
         "curves = pd.DataFrame({'epoch': [0, 1, 2], 'train_loss': [1.0, 0.6, 0.4], 'val_loss': [1.1, 0.8, 0.7]})\n"
         "figures.plot_training_curves(curves)"
     ),
+    # Drawn with seaborn (which imports pyplot): still no pyplot figure, so one image.
+    "seaborn_maker": (
+        "predictions = pd.DataFrame({'label': [0, 0, 1, 1], 'score': [0.2, 0.6, 0.7, 0.9]})\n"
+        "figures.plot_confusion_matrices(predictions)"
+    ),
     # matplotlib's inline backend registers its own PNG formatter for every Figure: still one image.
     "inline_backend": "%matplotlib inline\nfigure",
 }

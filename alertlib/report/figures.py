@@ -646,6 +646,8 @@ def plot_confusion_matrices(
     ``predicted``, ``prob_<class>``) are read by ``confusion.true_and_predicted``. Each cell shows the
     row fraction and, in brackets, the count.
     """
+    import seaborn
+
     groups = _ordered(predictions[group_by], group_by) if group_by in predictions.columns else [None]
     facets = _facets(predictions, facet_by)
     figure, axes = new_figure(len(facets), len(groups), panel_size=(3.0, 2.9))
@@ -659,23 +661,23 @@ def plot_confusion_matrices(
                 continue
             matrix = confusion.confusion_table(part, threshold=threshold, normalise=True)
             counts = confusion.confusion_table(part, threshold=threshold, normalise=False)
-            ax.imshow(matrix.to_numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
             names = [_class_name(c, class_names) for c in matrix.index]
-            ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
-            ax.set_yticks(range(len(names)), names, fontsize=7)
-            for i in range(matrix.shape[0]):
-                for j in range(matrix.shape[1]):
-                    value = matrix.iat[i, j]
-                    if np.isfinite(value):
-                        ax.text(
-                            j,
-                            i,
-                            f"{value:.2f}\n({int(counts.iat[i, j])})",
-                            ha="center",
-                            va="center",
-                            fontsize=6,
-                            color="white" if value > 0.6 else "black",
-                        )
+            # Each cell: row fraction and, in brackets, the count (rows without examples stay blank).
+            labels = matrix.map(lambda fraction: f"{fraction:.2f}") + counts.map(lambda count: f"\n({int(count)})")
+            seaborn.heatmap(
+                matrix,
+                ax=ax,
+                cmap="Blues",
+                vmin=0.0,
+                vmax=1.0,
+                cbar=False,
+                square=True,
+                annot=labels,
+                fmt="",
+                annot_kws={"fontsize": 6},
+            )
+            ax.set_xticks(ax.get_xticks(), names, rotation=45, ha="right", fontsize=7)
+            ax.set_yticks(ax.get_yticks(), names, rotation=0, fontsize=7)
             title = " / ".join(str(v) for v in (facet, group) if v is not None)
             ax.set_title(title or "confusion matrix", fontsize=8)
             ax.set_xlabel("predicted", fontsize=7)
