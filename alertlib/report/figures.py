@@ -1,5 +1,8 @@
 """The study's figures, each drawn from tables (or arrays) only, and saved as PNG and PDF.
 
+One concern: drawing the study's figures (example images, results over seeds, predictions,
+efficiency, embeddings, training curves) in one shared style of colours, markers and orders.
+
 Every function takes tables produced by the study (the tidy results table, its summary from
 ``alertlib.report.seeds``, per-run predictions, training curves, the benchmark table) or arrays (images,
 triplets, embeddings), and returns a ``matplotlib.figure.Figure`` (a ``NotebookFigure`` of
