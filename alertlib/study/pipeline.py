@@ -389,9 +389,9 @@ def real_examples_for_figure(release: str | Path, scored: pd.DataFrame) -> tuple
 def readme_headline(profile: dict, headline: pd.DataFrame, figures_folder: Path) -> str:
     """The README's headline section: the generated verdicts, the headline table and the main figure."""
     from alertlib.core.provenance import code_version
-    from alertlib.report import stats
+    from alertlib.report.claims import HEADLINE_SUMMARY_COLUMNS, verdicts
 
-    table = headline[list(stats.HEADLINE_SUMMARY_COLUMNS)].round(4)
+    table = headline[list(HEADLINE_SUMMARY_COLUMNS)].round(4)
     figure = Path(figures_folder) / "metric_by_arch_init.png"
     relative = figure.relative_to(REPO_ROOT) if figure.is_relative_to(REPO_ROOT) else figure
     lines = [
@@ -399,7 +399,7 @@ def readme_headline(profile: dict, headline: pd.DataFrame, figures_folder: Path)
         "",
         f"![metric by architecture and initialisation]({relative.as_posix()})",
         "",
-        *[f"- {sentence}" for sentence in stats.verdicts(headline)],
+        *[f"- {sentence}" for sentence in verdicts(headline)],
         "",
         markdown_table(table),
     ]
