@@ -8,7 +8,8 @@ each calibrated constant, the function and the key of the statistic it came from
 - :func:`stream_calibration`: the share of negative subtractions and how they are written, the stars
   under alerts, and the detection limits of clear exposures;
 - :func:`field_calibration`: the field's crowding (``nmtchps`` by galactic latitude) and the
-  reference noise correlation in sparse fields.
+  reference's noise in sparse fields;
+- :func:`mask_calibration`: masked strips and blocks.
 
 Alerts of one exposure share its sky and conditions: :func:`exposure_of` names the exposure of each.
 """
@@ -21,8 +22,23 @@ import numpy as np
 import pandas as pd
 
 from alertlib.core.vocab import CHANNELS
+from alertlib.sky.calibration import GAIN
 
 QUANTILES = [5, 10, 25, 50, 75, 90, 95]  # percentiles the calibration functions report
+LEVEL_FIELDS = ("magzpsci", "fid", "nframesref", "nmtchps", "fwhm")  # candidate fields raw_cutout_levels keeps
+NORMAL_5_95_WIDTH = 2 * 1.6448536269514722  # the 5-95% range of a normal distribution, in sigmas
+
+
+def _robust_sigma(values) -> float:
+    """The median absolute deviation scaled to a normal distribution's standard deviation."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def _on_star(candidates: pd.DataFrame) -> np.ndarray:
+    """Alerts on a star: a Pan-STARRS source with ``sgscore1`` > 0.5 within 1.5 arcsec, with a ``magnr``."""
+    number = {c: pd.to_numeric(candidates[c], errors="coerce") for c in ("magnr", "sgscore1", "distpsnr1")}
+    return ((number["sgscore1"] > 0.5) & number["distpsnr1"].between(0, 1.5) & (number["magnr"] > 0)).to_numpy()
 
 
 def stream_calibration(triplets: np.ndarray, candidates: pd.DataFrame) -> dict:
@@ -35,8 +51,10 @@ def stream_calibration(triplets: np.ndarray, candidates: pd.DataFrame) -> dict:
     science, so the source shows positive either way); and, for alerts on a star (a Pan-STARRS
     source with ``sgscore1`` > 0.5 within 1.5 arcsec), quantiles (5, 10, 25, 50, 75, 90, 95%) of the
     star's magnitude in the reference (``magnr``), of ``magpsf``, and of the difference flux over
-    the star's; and the quantiles and robust spread of the detection limit (``diffmaglim``) in clear
-    exposures (zero point within a magnitude of the median).
+    the star's, and the median PSF-fit error (``sigmapsf``) on such alerts as a fraction of the star's
+    flux; and the quantiles and robust spread of the detection limit (``diffmaglim``) in clear
+    exposures (zero point within a magnitude of the median), the spread also with each exposure
+    counted once (:func:`exposure_of`).
     """
     sign = candidates["isdiffpos"].astype(str).str.lower().str[0].to_numpy()
     negative = np.isin(sign, ["f", "0"])
@@ -61,17 +79,22 @@ def stream_calibration(triplets: np.ndarray, candidates: pd.DataFrame) -> dict:
         if clear.any():  # exposures within a magnitude of the median zero point: no thick cloud
             values = limit.to_numpy(float)[clear]
             result["clear_diffmaglim_quantiles"] = np.percentile(values, QUANTILES).tolist()
-            result["clear_diffmaglim_robust_sigma"] = float(1.4826 * np.median(np.abs(values - np.median(values))))
-    columns = ("magnr", "magpsf", "sgscore1", "distpsnr1")
-    if all(c in candidates for c in columns):  # real packets; the simulated table has no magnr
-        number = {c: pd.to_numeric(candidates[c], errors="coerce") for c in columns}
-        on_star = ((number["sgscore1"] > 0.5) & number["distpsnr1"].between(0, 1.5) & (number["magnr"] > 0)).to_numpy()
-        magnr, magpsf = number["magnr"].to_numpy(float)[on_star], number["magpsf"].to_numpy(float)[on_star]
+            result["clear_diffmaglim_robust_sigma"] = _robust_sigma(values)
+            first_of_exposure = ~exposure_of(candidates)[clear].duplicated().to_numpy()
+            result["clear_diffmaglim_robust_sigma_exposures_once"] = _robust_sigma(values[first_of_exposure])
+    if all(c in candidates for c in ("magnr", "magpsf", "sgscore1", "distpsnr1")):  # the simulated table has no magnr
+        on_star = _on_star(candidates)
+        magnr = pd.to_numeric(candidates["magnr"], errors="coerce").to_numpy(float)[on_star]
+        magpsf = pd.to_numeric(candidates["magpsf"], errors="coerce").to_numpy(float)[on_star]
         result["n_on_star"] = int(on_star.sum())
         if on_star.any():
+            flux_ratio = 10 ** (-0.4 * (magpsf - magnr))
             result["star_magnr_quantiles"] = np.percentile(magnr, QUANTILES).tolist()
             result["star_magpsf_quantiles"] = np.percentile(magpsf, QUANTILES).tolist()
-            result["star_flux_ratio_quantiles"] = np.percentile(10 ** (-0.4 * (magpsf - magnr)), QUANTILES).tolist()
+            result["star_flux_ratio_quantiles"] = np.percentile(flux_ratio, QUANTILES).tolist()
+            if "sigmapsf" in candidates:  # the PSF-fit flux error over the star's flux
+                sigmapsf = pd.to_numeric(candidates["sigmapsf"], errors="coerce").to_numpy(float)[on_star]
+                result["star_psf_fit_error_over_star_flux_median"] = float(np.nanmedian(sigmapsf / 1.0857 * flux_ratio))
     return result
 
 
@@ -79,9 +102,11 @@ def field_calibration(candidates: pd.DataFrame, statistics: pd.DataFrame) -> dic
     """The real-packet numbers the simulated field was calibrated on.
 
     ``candidates`` are real ZTF candidates (``nmtchps``, ``ra``, ``dec``) and ``statistics`` their
-    :func:`triplet_statistics`, row for row. Returns the median ``nmtchps`` (Pan-STARRS objects within
-    30 arcsec) in bins of galactic latitude, the reference noise correlation in sparse fields
-    (``nmtchps`` <= 5) and its Spearman correlation with ``nmtchps``.
+    :func:`alertlib.sky.realism.triplet_statistics`, row for row. Returns the median ``nmtchps``
+    (Pan-STARRS objects within 30 arcsec) in bins of galactic latitude, the reference noise
+    correlation in sparse fields (``nmtchps`` <= 5) and its Spearman correlation with ``nmtchps``, the
+    median reference noise-to-level where ``nmtchps`` < 20, and the median ring/core light ratio of the
+    reference (``reference_extent``) around bright stars (``magnr`` 12-15.5) where the candidates say.
     """
     from scipy.stats import spearmanr
 
@@ -99,12 +124,21 @@ def field_calibration(candidates: pd.DataFrame, statistics: pd.DataFrame) -> dic
         }
     correlation = statistics["reference_noise_corr"].to_numpy(float)
     sparse = nmtchps <= 5
-    return {
+    result = {
         "nmtchps_by_abs_latitude": by_latitude,
         "nmtchps_quantiles_5_10_25_50_75_90_95": np.nanpercentile(nmtchps, QUANTILES).tolist(),
         "reference_noise_corr_median_sparse": float(np.median(correlation[sparse])),
         "reference_noise_corr_spearman_nmtchps": float(spearmanr(correlation, nmtchps, nan_policy="omit")[0]),
+        "reference_noise_to_level_median_nmtchps_below_20": float(
+            np.median(statistics["reference_noise_to_level"].to_numpy(float)[nmtchps < 20])
+        ),
     }
+    if all(c in candidates for c in ("magnr", "sgscore1", "distpsnr1")):
+        magnr = pd.to_numeric(candidates["magnr"], errors="coerce")
+        bright_star = _on_star(candidates) & magnr.between(12.0, 15.5).to_numpy()
+        extent = statistics["reference_extent"].to_numpy(float)[bright_star]
+        result["reference_extent_median_bright_stars"] = float(np.median(extent)) if extent.size else None
+    return result
 
 
 def raw_cutout_levels(paths) -> pd.DataFrame:
@@ -113,7 +147,7 @@ def raw_cutout_levels(paths) -> pd.DataFrame:
     One row per ZTF alert of the packet files or folders ``paths`` whose three cutouts decode:
     ``{channel}_level`` and ``{channel}_noise`` for science, reference and difference (zero and NaN
     pixels, the padding at chip edges, left out), with ``magzpsci``, ``fid``, ``nframesref``,
-    ``nmtchps``, ``jd`` and ``exposure`` (:func:`exposure_of`).
+    ``nmtchps``, ``fwhm`` (of the candidate, pixels), ``jd`` and ``exposure`` (:func:`exposure_of`).
     """
     from alertlib.io.packets import PacketError, decode_stamp_fast, expand_paths, read_packet_file
 
@@ -124,25 +158,25 @@ def raw_cutout_levels(paths) -> pd.DataFrame:
             if alert.survey != "ztf" or any(alert.cutouts.get(c) is None for c in CHANNELS):
                 continue
             fields = alert.fields
-            row = {key: fields.get(key) for key in ("objectId", "jd", "magzpsci", "fid", "nframesref", "nmtchps")}
+            row = {key: fields.get(key) for key in ("objectId", "jd", *LEVEL_FIELDS)}
             try:
                 for channel in CHANNELS:
                     image = decode_stamp_fast(alert.cutouts[channel]).astype(np.float64)
                     values = image[np.isfinite(image) & (image != 0)]
                     level = float(np.median(values))
                     row[f"{channel}_level"] = level
-                    row[f"{channel}_noise"] = float(1.4826 * np.median(np.abs(values - level)))
+                    row[f"{channel}_noise"] = _robust_sigma(values)
             except PacketError:  # an undecodable cutout: load_triplets lists those with their reason
                 continue
             rows.append(row)
     table = pd.DataFrame(rows)
-    for column in ("magzpsci", "fid", "nframesref", "nmtchps"):
+    for column in LEVEL_FIELDS:
         table[column] = pd.to_numeric(table[column], errors="coerce")
     table["exposure"] = exposure_of(table)
     return table
 
 
-def sky_calibration(levels: pd.DataFrame, gain: float = 6.2, cloud_loss_mag: float = 1.0) -> dict:
+def sky_calibration(levels: pd.DataFrame, gain: float = GAIN, cloud_loss_mag: float = 1.0) -> dict:
     """The real-packet numbers the simulated background levels, noises and cloudy exposures were calibrated on.
 
     ``levels`` is :func:`raw_cutout_levels` of real packets. An alert is *cloudy* when its zero point
@@ -152,7 +186,8 @@ def sky_calibration(levels: pd.DataFrame, gain: float = 6.2, cloud_loss_mag: flo
     its lognormal spread in clear exposures, the template noise over the Poisson noise of its
     co-added sky (``sqrt(level / (gain nframesref))``), ``nframesref`` quantiles, and the share of
     cloudy alerts (per alert, per exposure, and per alert with each exposure's alerts counted once)
-    with the quantiles of their loss.
+    with the quantiles of their loss; and, where ``levels`` has the columns, those of
+    :func:`_noise_frames_and_seeing`.
     """
     t = levels.dropna(subset=["magzpsci", "science_level", "reference_level"])
     zp = t["magzpsci"].to_numpy(float)
@@ -161,17 +196,13 @@ def sky_calibration(levels: pd.DataFrame, gain: float = 6.2, cloud_loss_mag: flo
     clear = ~cloudy
     positive = (t["science_level"] > 0).to_numpy()
 
-    def spread(values):
-        values = np.log(values)
-        return float(1.4826 * np.median(np.abs(values - np.median(values))))
-
     sky_to_noise, sky_to_noise_spread = {}, {}
     for fid in (1, 2):
         ratio = (t["science_level"] / t["science_noise"]).to_numpy(float)[
             clear & positive & (t["fid"] == fid).to_numpy()
         ]
         sky_to_noise[fid] = float(np.median(ratio)) if ratio.size else None
-        sky_to_noise_spread[fid] = spread(ratio) if ratio.size else None
+        sky_to_noise_spread[fid] = _robust_sigma(np.log(ratio)) if ratio.size else None
     coadd_poisson = np.sqrt(np.maximum(t["reference_level"], 1e-9) / (gain * t["nframesref"]))
     excess = (t["reference_noise"] / coadd_poisson).to_numpy(float)[clear]
     fit = positive
@@ -196,7 +227,29 @@ def sky_calibration(levels: pd.DataFrame, gain: float = 6.2, cloud_loss_mag: flo
         "cloudy_fraction_exposures": float(per_exposure.mean()),
         "cloudy_fraction_alerts_exposures_once": float(once["cloudy"].mean()),
         "cloud_loss_quantiles_0_50_100": np.percentile(loss[cloudy], [0, 50, 100]).tolist() if cloudy.any() else None,
+        **_noise_frames_and_seeing(t, clear),
     }
+
+
+def _noise_frames_and_seeing(t: pd.DataFrame, clear: np.ndarray) -> dict:
+    """The science noise's lognormal spread in clear exposures, the difference's residual background
+    (median level over noise: the standard deviation of a normal of the same 5-95% range), the share
+    of exposures whose template has more frames than the median (each exposure counted once) and the
+    most frames, and the candidates' median ``fwhm`` (pixels); each where ``t`` has the columns."""
+    result = {}
+    noise = t["science_noise"].to_numpy(float)[clear]
+    result["clear_science_noise_log_spread"] = _robust_sigma(np.log(noise[noise > 0]))
+    if {"difference_level", "difference_noise"} <= set(t.columns):
+        background = (t["difference_level"] / t["difference_noise"]).dropna().to_numpy(float)
+        low, high = np.percentile(background, [5, 95])
+        result["difference_level_over_noise_spread"] = float((high - low) / NORMAL_5_95_WIDTH)
+    frames = t["nframesref"].to_numpy(float)
+    once = ~t["exposure"].duplicated().to_numpy()
+    result["nframesref_above_median_fraction_exposures_once"] = float(np.mean(frames[once] > np.nanmedian(frames)))
+    result["nframesref_max"] = float(np.nanmax(frames))
+    if "fwhm" in t.columns:
+        result["fwhm_median_px"] = float(np.nanmedian(t["fwhm"].to_numpy(float)))
+    return result
 
 
 def exposure_of(candidates: pd.DataFrame) -> pd.Series:
@@ -205,3 +258,26 @@ def exposure_of(candidates: pd.DataFrame) -> pd.Series:
     if "jd" not in candidates:
         return pd.Series([None] * len(candidates), index=candidates.index, dtype=object)
     return candidates["jd"].astype(float).round(6)
+
+
+def mask_calibration(triplets: np.ndarray) -> dict:
+    """Masked pixels of (N, H, W, 3) triplets: zero in all three cutouts (NaN in the packets, then 0).
+
+    Returns the share of alerts with masked pixels; with a *strip* (a whole row or column along a
+    side masked: the stamp runs off the chip) and the least and most depth of their strips (pixels);
+    and with masked pixels but no strip (*blocks*, around saturated stars and bad pixels).
+    """
+    masked = (np.asarray(triplets) == 0).all(axis=-1)
+    any_masked = masked.any(axis=(1, 2))
+    # Each side's run of whole masked rows or columns, from the edge inwards.
+    sides = (masked, masked[:, ::-1], masked.transpose(0, 2, 1), masked.transpose(0, 2, 1)[:, ::-1])
+    depth = np.max([np.cumprod(side.all(axis=2), axis=1).sum(axis=1) for side in sides], axis=0)
+    strip = depth > 0
+    return {
+        "n_alerts": int(len(masked)),
+        "masked_fraction": float(any_masked.mean()),
+        "strip_fraction": float(strip.mean()),
+        "strip_depth_px_min": int(depth[strip].min()) if strip.any() else None,
+        "strip_depth_px_max": int(depth[strip].max()) if strip.any() else None,
+        "block_fraction": float((any_masked & ~strip).mean()),
+    }

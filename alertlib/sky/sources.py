@@ -17,7 +17,6 @@ from alertlib.core.vocab import ALERT_CLASSES
 from alertlib.sky.calibration import (
     FIELD_DENSITY_SPREAD,
     REFERENCE_FWHM_MEDIAN_PX,
-    SKY_CANDIDATES,
     VARIABILITY_INDEX,
     VARIABILITY_RANGE,
     VARIABLE_STAR_MAGS,
@@ -37,6 +36,8 @@ CLASS_MIXES = {
 BOGUS_KINDS = ("dipole", "psf_mismatch", "cosmic_ray", "hot_pixel", "bad_column", "ghost")
 BOGUS_FRACTIONS = (0.28, 0.22, 0.18, 0.1, 0.1, 0.12)
 HUBBLE_DISTANCE_MPC = 299792.458 / 70.0
+# Each source's field is drawn by weighting SKY_CANDIDATES uniform positions on the ZTF sky (dec > -30).
+SKY_CANDIDATES = 16
 
 
 def _luminosity_distance_mpc(z):
