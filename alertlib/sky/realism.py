@@ -149,45 +149,31 @@ def read_real_triplets(paths) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     return triplets, candidates, skipped
 
 
-def _cnn_scores(train_x, train_y, test_x, seed: int, epochs: int = 10) -> np.ndarray:
-    """Train a small CNN (with flips and 90-degree rotations) and score ``test_x``."""
-    import torch
-    from torch import nn
+CRITIC_ARCH = "braai_vgg"  # the smallest CNN of the study: two VGG blocks of 16 and 32 filters
 
-    torch.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(3, 16, 5, stride=2, padding=2),
-        nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(32, 1),
-    )
-    optimiser = torch.optim.Adam(model.parameters(), lr=2e-3)
-    x = torch.from_numpy(np.moveaxis(train_x, -1, 1).copy()) * 63.0  # normalised cutouts have pixels ~1/63
-    y = torch.from_numpy(train_y.astype(np.float32))
-    generator = torch.Generator().manual_seed(seed)
-    loss_fn = nn.BCEWithLogitsLoss()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=generator)
-        for start in range(0, len(x), 64):
-            batch = order[start : start + 64]
-            images = x[batch]
-            k = int(torch.randint(0, 4, (1,), generator=generator))
-            images = torch.rot90(images, k, dims=(2, 3))
-            if torch.rand(1, generator=generator) < 0.5:
-                images = images.flip(3)
-            optimiser.zero_grad()
-            loss = loss_fn(model(images).squeeze(1), y[batch])
-            loss.backward()
-            optimiser.step()
-    with torch.no_grad():
-        test = torch.from_numpy(np.moveaxis(test_x, -1, 1).copy()) * 63.0
-        return torch.sigmoid(model(test).squeeze(1)).numpy()
+
+def _cnn_scores(train_x, train_y, test_x, seed: int, epochs: int = 10) -> np.ndarray:
+    """Train the study's smallest CNN (:data:`CRITIC_ARCH`) to tell real (1) from simulated (0); score ``test_x``.
+
+    The model comes from ``alertlib.learn.models.create_model`` and trains with
+    ``alertlib.learn.training.fit`` (objective ``binary``, flips and 90-degree rotations), for
+    ``epochs`` epochs without early stopping: its validation set is its own training set, so the
+    weights kept are those of the epoch that fits it best. The L2-normalised cutouts are scaled by
+    the stamp's side (pixels about 1, not 1/63), which plain CNNs without normalisation layers need.
+    """
+    from alertlib.core.provenance import seed_everything
+    from alertlib.learn.datasets import TripletDataset
+    from alertlib.learn.models import create_model
+    from alertlib.learn.training import fit, predict_logits
+
+    scale = np.float32(train_x.shape[1])
+    seed_everything(seed)
+    model = create_model(CRITIC_ARCH)
+    train = TripletDataset(train_x * scale, train_y, augment=True, seed=seed)
+    config = {"seed": seed, "epochs": epochs, "warmup_epochs": 0, "patience": epochs, "progress": False}
+    result = fit(model, train, TripletDataset(train_x * scale, train_y), "binary", config, description="critic")
+    logits = predict_logits(result.model, TripletDataset(test_x * scale))
+    return 1.0 / (1.0 + np.exp(-logits[:, 0].astype(np.float64)))
 
 
 def _feature_scores(train_x, train_y, test_x, seed: int) -> np.ndarray:
