@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from astropy import units as u
+from astropy.coordinates import SkyCoord
 
 from alertlib.core.vocab import PIXEL_SCALE
 from alertlib.sky import render
@@ -35,19 +37,13 @@ from alertlib.sky.calibration import (
 from alertlib.sky.canvas import CANVAS, PIXEL
 from alertlib.sky.distributions import power_law_magnitudes
 
-NORTH_GALACTIC_POLE = (192.85948, 27.12825)  # J2000 degrees
-NORTH_CELESTIAL_POLE_L = 122.93192  # galactic longitude of the north celestial pole, degrees
-
 
 def galactic_coordinates(ra, dec) -> tuple[np.ndarray, np.ndarray]:
-    """Galactic longitude and latitude (degrees) of J2000 ``ra``, ``dec`` (degrees)."""
-    a, d = np.radians(ra), np.radians(dec)
-    a_pole, d_pole = np.radians(NORTH_GALACTIC_POLE)
-    sin_b = np.sin(d) * np.sin(d_pole) + np.cos(d) * np.cos(d_pole) * np.cos(a - a_pole)
-    y = np.cos(d) * np.sin(a - a_pole)
-    x = np.sin(d) * np.cos(d_pole) - np.cos(d) * np.sin(d_pole) * np.cos(a - a_pole)
-    longitude = (np.radians(NORTH_CELESTIAL_POLE_L) - np.arctan2(y, x)) % (2 * np.pi)
-    return np.degrees(longitude), np.degrees(np.arcsin(np.clip(sin_b, -1, 1)))
+    """Galactic longitude and latitude (degrees) of ICRS ``ra``, ``dec`` (degrees, arrays of any shape)."""
+    galactic = SkyCoord(
+        ra=np.asarray(ra, dtype=np.float64) * u.deg, dec=np.asarray(dec, dtype=np.float64) * u.deg
+    ).galactic
+    return galactic.l.to_value(u.deg), galactic.b.to_value(u.deg)
 
 
 def field_extinction(latitude) -> np.ndarray:

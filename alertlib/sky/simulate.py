@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 # Bump when a change alters the simulated data; it is part of every cache key and dataset version.
-SIMULATOR_VERSION = "8"
+SIMULATOR_VERSION = "9"
 GALAXY_BATCH = 256  # galaxies per random stream (fixed: part of what makes runs reproducible)
 ALERT_BATCH_SOURCES = 128  # sources per random stream
 
