@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from astropy import units as u
+from astropy.cosmology import FlatLambdaCDM
 
 from alertlib.core.vocab import ALERT_CLASSES
 from alertlib.sky.calibration import (
@@ -35,14 +37,11 @@ CLASS_MIXES = {
 }
 BOGUS_KINDS = ("dipole", "psf_mismatch", "cosmic_ray", "hot_pixel", "bad_column", "ghost")
 BOGUS_FRACTIONS = (0.28, 0.22, 0.18, 0.1, 0.1, 0.12)
-HUBBLE_DISTANCE_MPC = 299792.458 / 70.0
+# The transients' and hosts' absolute magnitudes (SN Ia -19.3, hosts -20.6) are on the H0 = 70 scale:
+# distances from that flat Lambda-CDM cosmology (Om0 = 0.3, no radiation).
+COSMOLOGY = FlatLambdaCDM(H0=70.0, Om0=0.3)
 # Each source's field is drawn by weighting SKY_CANDIDATES uniform positions on the ZTF sky (dec > -30).
 SKY_CANDIDATES = 16
-
-
-def _luminosity_distance_mpc(z):
-    # Low-redshift expansion (z < 0.2), enough for BTS-like transients.
-    return HUBBLE_DISTANCE_MPC * z * (1 + 0.5 * (1 - (-0.55)) * z)
 
 
 def draw_sources(rng: np.random.Generator, n: int, class_mix: str = "bts") -> pd.DataFrame:
@@ -56,7 +55,7 @@ def draw_sources(rng: np.random.Generator, n: int, class_mix: str = "bts") -> pd
     extragalactic = np.isin(alert_class, [0, 1, 2])
     # Redshifts weighted by volume; supernovae of type Ia (60%) and core-collapse (40%).
     redshift = 0.01 + 0.1 * rng.random(n) ** (1 / 2)
-    distance_modulus = 5 * np.log10(_luminosity_distance_mpc(redshift) * 1e5)
+    distance_modulus = COSMOLOGY.distmod(redshift).to_value(u.mag)
     is_ia = rng.random(n) < 0.6
     absolute_peak = np.select(
         [alert_class == 0, alert_class == 1],
@@ -68,7 +67,7 @@ def draw_sources(rng: np.random.Generator, n: int, class_mix: str = "bts") -> pd
     host_absolute = rng.normal(-20.6, 1.0, n) - 0.6 * (alert_class == 2)
     host_mag = host_absolute + distance_modulus
     host_kpc = 3.5 * 10 ** (-0.2 * (host_absolute + 20.6)) * np.exp(rng.normal(0, 0.3, n))
-    angular_distance_kpc = _luminosity_distance_mpc(redshift) * 1e3 / (1 + redshift) ** 2
+    angular_distance_kpc = COSMOLOGY.angular_diameter_distance(redshift).to_value(u.kpc)
     host_radius_arcsec = host_kpc / angular_distance_kpc * 206265.0
     sources = pd.DataFrame(
         {
