@@ -1,5 +1,8 @@
 """A schema-compiled Avro record walker: finds the fields an alert needs without decoding the rest.
 
+One concern: reading the fields an alert needs from Avro record bytes by a writer schema compiled once
+(the walker, and the compiled decoder of flat records), for :func:`alertlib.io.packets.iter_avro_records`.
+
 An alert packet is mostly history (``prv_candidates``: 30 to 1000 past detections of about 100
 fields each) and three gzipped cutouts. Turning it into a triplet needs the cutouts, the current
 candidate and a few top-level scalars, but an Avro record has no index: to reach the cutouts every
@@ -20,6 +23,11 @@ Every read is bounds-checked: a record that runs past its block, a varint longer
 negative length or a union branch that does not exist stops the walk with a status that the caller
 turns into a skip reason. A schema this walker cannot compile (recursive named types) raises
 :class:`UnsupportedSchema`; the caller then falls back to fastavro.
+
+The walker pays for itself: ``benchmarks/bench_avro_walker.py`` decodes ZTF packets with it and with
+fastavro's projected reader (the path without it) in one run (``data/benchmarks/decode/avro-walker_*.csv``).
+numba is imported with this module, which :mod:`alertlib.io.packets` imports only when it first reads an
+Avro file.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from alertlib.core.jit import kernel
@@ -58,6 +67,88 @@ class UnsupportedSchema(ValueError):
 _MAX_EMPTY_ITEMS = 1 << 20
 
 
+# The walk's loop and its steps are compiled without numba's reference counting (``_nrt=False``;
+# they allocate nothing), and the steps into the loop itself (``inline="always"``): counting the
+# references of the packet's bytes at every step, or calling each step, made the walk 1.4 to 1.9 times
+# slower than one function (measured). _walk, a kernel, allocates the stacks and calls the loop.
+_without_reference_counts = numba.njit(nogil=True, _nrt=False)
+_step = numba.njit(nogil=True, _nrt=False, inline="always")
+
+
+@_step
+def _read_varint(buf, pos, end):
+    """The zig-zag varint at ``pos``: (status, value, next position)."""
+    value = 0
+    shift = 0
+    while True:
+        if pos >= end:
+            return TRUNCATED, 0, pos
+        byte = buf[pos]
+        pos += 1
+        value |= np.int64(byte & 127) << shift
+        if byte < 128:
+            break
+        shift += 7
+        if shift > 63:
+            return CORRUPT, 0, pos
+    return OK, (value >> 1) ^ -(value & 1), pos
+
+
+@_step
+def _skip_primitive(buf, pos, end, k, width):
+    """Jump over a value of primitive kind ``k`` (FIXED: ``width`` bytes): (status, content start, end).
+
+    The content start is where a BYTES value's content begins, after its length.
+    """
+    if k == BOOLEAN:
+        pos += 1
+    elif k == VARINT:
+        status, _, pos = _read_varint(buf, pos, end)
+        if status != OK:
+            return status, pos, pos
+    elif k == FLOAT:
+        pos += 4
+    elif k == DOUBLE:
+        pos += 8
+    elif k == BYTES:
+        status, length, pos = _read_varint(buf, pos, end)
+        if status != OK:
+            return status, pos, pos
+        if length < 0:
+            return CORRUPT, pos, pos
+        start = pos
+        pos += length
+        return (TRUNCATED if pos > end else OK), start, pos
+    elif k == FIXED:
+        pos += width
+    return (TRUNCATED if pos > end else OK), pos, pos
+
+
+@_step
+def _read_block_count(buf, pos, end, width):
+    """The item count of an array or map block at ``pos``: (status, count, next position).
+
+    A negative count is followed by the block's size in bytes, jumped. A count that cannot fit in the
+    bytes left (each item takes at least ``width`` bytes), or a huge count of items of no width, stops
+    the walk: a corrupt count must not walk for ever.
+    """
+    status, count, pos = _read_varint(buf, pos, end)
+    if status != OK:
+        return status, 0, pos
+    if count < 0:
+        count = -count
+        while True:
+            if pos >= end:
+                return TRUNCATED, 0, pos
+            byte = buf[pos]
+            pos += 1
+            if byte < 128:
+                break
+    if (width > 0 and count > (end - pos) // width) or (width == 0 and count > _MAX_EMPTY_ITEMS):
+        return (TRUNCATED if width > 0 else CORRUPT), 0, pos
+    return OK, count, pos
+
+
 @kernel
 def _walk(buf, n_records, kind, arg, first, count, children, slot, out):
     """Walk ``n_records`` records of the root node (0) from byte 0 of ``buf``.
@@ -67,176 +158,90 @@ def _walk(buf, n_records, kind, arg, first, count, children, slot, out):
     visited stay -1.
     Returns (status, records walked completely, byte position reached).
     """
-    end = buf.shape[0]
     stack_node = np.empty(_MAX_DEPTH, np.int64)
-    stack_state = np.empty(_MAX_DEPTH, np.int64)
+    stack_state = np.empty(_MAX_DEPTH, np.int64)  # a record's field index, or the items left in a block
+    return _walk_records(buf, n_records, kind, arg, first, count, children, slot, out, stack_node, stack_state)
+
+
+@_without_reference_counts
+def _walk_records(buf, n_records, kind, arg, first, count, children, slot, out, stack_node, stack_state):
+    """:func:`_walk`'s loop. A primitive is jumped over at once; a record, a union branch (when the
+    union's range is recorded) or an array or map block is pushed on the stack, its children walked,
+    and it is popped when nothing is left of it."""
+    end = buf.shape[0]
     pos = 0
     for r in range(n_records):
         depth = 0
-        current = 0
-        while True:
-            if current >= 0:
-                k = kind[current]
-                s = slot[current]
+        node = 0
+        while node >= 0 or depth > 0:
+            if node >= 0:  # start walking node
+                k = kind[node]
+                s = slot[node]
                 if s >= 0:
                     out[r, s, 0] = pos
                 if k <= FIXED:
-                    if k == BOOLEAN:
-                        pos += 1
-                    elif k == VARINT:
-                        shift = 0
-                        while True:
-                            if pos >= end:
-                                return TRUNCATED, r, pos
-                            byte = buf[pos]
-                            pos += 1
-                            if byte < 128:
-                                break
-                            shift += 7
-                            if shift > 63:
-                                return CORRUPT, r, pos
-                    elif k == FLOAT:
-                        pos += 4
-                    elif k == DOUBLE:
-                        pos += 8
-                    elif k == BYTES:
-                        length = 0
-                        shift = 0
-                        while True:
-                            if pos >= end:
-                                return TRUNCATED, r, pos
-                            byte = buf[pos]
-                            pos += 1
-                            length |= np.int64(byte & 127) << shift
-                            if byte < 128:
-                                break
-                            shift += 7
-                            if shift > 63:
-                                return CORRUPT, r, pos
-                        length = (length >> 1) ^ -(length & 1)
-                        if length < 0:
-                            return CORRUPT, r, pos
-                        if s >= 0 and arg[current] == 1:  # a stamp: its content, not its length
-                            out[r, s, 0] = pos
-                        pos += length
-                    elif k == FIXED:
-                        pos += arg[current]
-                    if pos > end:
-                        return TRUNCATED, r, pos
+                    status, start, pos = _skip_primitive(buf, pos, end, k, arg[node])
+                    if status != OK:
+                        return status, r, pos
+                    if s >= 0:
+                        if k == BYTES and arg[node] == 1:  # a stamp: its content, not its length
+                            out[r, s, 0] = start
+                        out[r, s, 1] = pos
+                    node = -1
+                    continue
+                status = OK
+                state = 0
+                branch = 0
+                if k == RECORD:
+                    items = count[node]
+                elif k == UNION:
+                    status, branch, pos = _read_varint(buf, pos, end)
+                    if status == OK and (branch < 0 or branch >= count[node]):
+                        status = CORRUPT
+                    elif s < 0:  # no range to close after the branch: walk the branch in its place
+                        node = children[first[node] + branch]
+                        continue
+                    items = 1
+                else:  # ARRAY, MAP (whose item is a synthetic key-value record)
+                    status, items, pos = _read_block_count(buf, pos, end, arg[node])
+                    state = items
+                if status != OK:
+                    return status, r, pos
+                if items == 0:
                     if s >= 0:
                         out[r, s, 1] = pos
-                    current = -1
-                elif k == RECORD:
-                    if count[current] == 0:
-                        if s >= 0:
-                            out[r, s, 1] = pos
-                        current = -1
-                    else:
-                        if depth >= _MAX_DEPTH:
-                            return CORRUPT, r, pos
-                        stack_node[depth] = current
-                        stack_state[depth] = 0
-                        depth += 1
-                        current = children[first[current]]
-                else:  # UNION, ARRAY, MAP: each starts with a varint
-                    value = 0
-                    shift = 0
-                    while True:
-                        if pos >= end:
-                            return TRUNCATED, r, pos
-                        byte = buf[pos]
-                        pos += 1
-                        value |= np.int64(byte & 127) << shift
-                        if byte < 128:
-                            break
-                        shift += 7
-                        if shift > 63:
-                            return CORRUPT, r, pos
-                    value = (value >> 1) ^ -(value & 1)
-                    if k == UNION:
-                        if value < 0 or value >= count[current]:
-                            return CORRUPT, r, pos
-                        if depth >= _MAX_DEPTH:
-                            return CORRUPT, r, pos
-                        stack_node[depth] = current
-                        stack_state[depth] = 0
-                        depth += 1
-                        current = children[first[current] + value]
-                    else:
-                        if value < 0:  # a negative block count is followed by the block's byte size
-                            value = -value
-                            while True:
-                                if pos >= end:
-                                    return TRUNCATED, r, pos
-                                byte = buf[pos]
-                                pos += 1
-                                if byte < 128:
-                                    break
-                        width = arg[current]
-                        if (width > 0 and value > (end - pos) // width) or (width == 0 and value > _MAX_EMPTY_ITEMS):
-                            return (TRUNCATED if width > 0 else CORRUPT), r, pos
-                        if value == 0:
-                            if s >= 0:
-                                out[r, s, 1] = pos
-                            current = -1
-                        else:
-                            if depth >= _MAX_DEPTH:
-                                return CORRUPT, r, pos
-                            stack_node[depth] = current
-                            stack_state[depth] = value
-                            depth += 1
-                            current = children[first[current]]
-            else:  # a node just ended: continue with its parent
-                if depth == 0:
-                    break
-                parent = stack_node[depth - 1]
-                k = kind[parent]
-                if k == RECORD:
-                    index = stack_state[depth - 1] + 1
-                    if index < count[parent]:
-                        stack_state[depth - 1] = index
-                        current = children[first[parent] + index]
-                        continue
-                elif k != UNION:  # ARRAY or MAP (whose item is a synthetic key-value record)
-                    remaining = stack_state[depth - 1] - 1
-                    if remaining == 0:  # the next block's count
-                        value = 0
-                        shift = 0
-                        while True:
-                            if pos >= end:
-                                return TRUNCATED, r, pos
-                            byte = buf[pos]
-                            pos += 1
-                            value |= np.int64(byte & 127) << shift
-                            if byte < 128:
-                                break
-                            shift += 7
-                            if shift > 63:
-                                return CORRUPT, r, pos
-                        remaining = (value >> 1) ^ -(value & 1)
-                        if remaining < 0:
-                            remaining = -remaining
-                            while True:
-                                if pos >= end:
-                                    return TRUNCATED, r, pos
-                                byte = buf[pos]
-                                pos += 1
-                                if byte < 128:
-                                    break
-                        width = arg[parent]
-                        if (width > 0 and remaining > (end - pos) // width) or (
-                            width == 0 and remaining > _MAX_EMPTY_ITEMS
-                        ):
-                            return (TRUNCATED if width > 0 else CORRUPT), r, pos
-                    if remaining > 0:
-                        stack_state[depth - 1] = remaining
-                        current = children[first[parent]]
-                        continue
-                depth -= 1
-                s = slot[parent]
-                if s >= 0:
-                    out[r, s, 1] = pos
-                current = -1
+                    node = -1
+                    continue
+                if depth >= _MAX_DEPTH:
+                    return CORRUPT, r, pos
+                stack_node[depth] = node
+                stack_state[depth] = state
+                depth += 1
+                node = children[first[node] + branch]
+                continue
+            # a child of the node on top of the stack ended: its next child, or pop it
+            parent = stack_node[depth - 1]
+            k = kind[parent]
+            if k == RECORD:
+                index = stack_state[depth - 1] + 1
+                if index < count[parent]:
+                    stack_state[depth - 1] = index
+                    node = children[first[parent] + index]
+                    continue
+            elif k != UNION:  # ARRAY or MAP
+                remaining = stack_state[depth - 1] - 1
+                if remaining == 0:  # the next block's count
+                    status, remaining, pos = _read_block_count(buf, pos, end, arg[parent])
+                    if status != OK:
+                        return status, r, pos
+                if remaining > 0:
+                    stack_state[depth - 1] = remaining
+                    node = children[first[parent]]
+                    continue
+            depth -= 1
+            s = slot[parent]
+            if s >= 0:
+                out[r, s, 1] = pos
     return OK, n_records, pos
 
 
