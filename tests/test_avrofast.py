@@ -275,3 +275,11 @@ def test_a_corrupt_block_count_stops_at_once():
     program = avrofast.compile_schema(nulls)
     assert avrofast.walk(program, _long(3) + _long(0), 1)[:2] == (avrofast.OK, 1)
     assert avrofast.walk(program, _long(10**12) + _long(0), 1)[:2] == (avrofast.CORRUPT, 0)
+
+
+def test_a_block_size_longer_than_ten_bytes_is_corrupt():
+    """The byte size after a negative block count is a varint like any other: more than 10 bytes is corrupt."""
+    schema = {"type": "record", "name": "r", "fields": [{"name": "items", "type": {"type": "array", "items": "long"}}]}
+    program = avrofast.compile_schema(schema)
+    block = _long(-1) + b"\xff" * 11 + b"\x01" + _long(7) + _long(0)
+    assert avrofast.walk(program, block, 1)[:2] == (avrofast.CORRUPT, 0)

@@ -133,17 +133,11 @@ def _read_block_count(buf, pos, end, width):
     the walk: a corrupt count must not walk for ever.
     """
     status, count, pos = _read_varint(buf, pos, end)
+    if status == OK and count < 0:
+        count = -count
+        status, _, pos = _read_varint(buf, pos, end)
     if status != OK:
         return status, 0, pos
-    if count < 0:
-        count = -count
-        while True:
-            if pos >= end:
-                return TRUNCATED, 0, pos
-            byte = buf[pos]
-            pos += 1
-            if byte < 128:
-                break
     if (width > 0 and count > (end - pos) // width) or (width == 0 and count > _MAX_EMPTY_ITEMS):
         return (TRUNCATED if width > 0 else CORRUPT), 0, pos
     return OK, count, pos
