@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from astropy.stats import mad_std
 
 from alertlib.core.vocab import CHANNELS
 from alertlib.sky.calibration import GAIN
@@ -27,12 +28,6 @@ from alertlib.sky.calibration import GAIN
 QUANTILES = [5, 10, 25, 50, 75, 90, 95]  # percentiles the calibration functions report
 LEVEL_FIELDS = ("magzpsci", "fid", "nframesref", "nmtchps", "fwhm")  # candidate fields raw_cutout_levels keeps
 NORMAL_5_95_WIDTH = 2 * 1.6448536269514722  # the 5-95% range of a normal distribution, in sigmas
-
-
-def _robust_sigma(values) -> float:
-    """The median absolute deviation scaled to a normal distribution's standard deviation."""
-    values = np.asarray(values, dtype=np.float64)
-    return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
 def _on_star(candidates: pd.DataFrame) -> np.ndarray:
@@ -79,9 +74,9 @@ def stream_calibration(triplets: np.ndarray, candidates: pd.DataFrame) -> dict:
         if clear.any():  # exposures within a magnitude of the median zero point: no thick cloud
             values = limit.to_numpy(float)[clear]
             result["clear_diffmaglim_quantiles"] = np.percentile(values, QUANTILES).tolist()
-            result["clear_diffmaglim_robust_sigma"] = _robust_sigma(values)
+            result["clear_diffmaglim_robust_sigma"] = float(mad_std(values))
             first_of_exposure = ~exposure_of(candidates)[clear].duplicated().to_numpy()
-            result["clear_diffmaglim_robust_sigma_exposures_once"] = _robust_sigma(values[first_of_exposure])
+            result["clear_diffmaglim_robust_sigma_exposures_once"] = float(mad_std(values[first_of_exposure]))
     if all(c in candidates for c in ("magnr", "magpsf", "sgscore1", "distpsnr1")):  # the simulated table has no magnr
         on_star = _on_star(candidates)
         magnr = pd.to_numeric(candidates["magnr"], errors="coerce").to_numpy(float)[on_star]
@@ -165,7 +160,7 @@ def raw_cutout_levels(paths) -> pd.DataFrame:
                     values = image[np.isfinite(image) & (image != 0)]
                     level = float(np.median(values))
                     row[f"{channel}_level"] = level
-                    row[f"{channel}_noise"] = _robust_sigma(values)
+                    row[f"{channel}_noise"] = float(mad_std(values))
             except PacketError:  # an undecodable cutout: load_triplets lists those with their reason
                 continue
             rows.append(row)
@@ -202,7 +197,7 @@ def sky_calibration(levels: pd.DataFrame, gain: float = GAIN, cloud_loss_mag: fl
             clear & positive & (t["fid"] == fid).to_numpy()
         ]
         sky_to_noise[fid] = float(np.median(ratio)) if ratio.size else None
-        sky_to_noise_spread[fid] = _robust_sigma(np.log(ratio)) if ratio.size else None
+        sky_to_noise_spread[fid] = float(mad_std(np.log(ratio))) if ratio.size else None
     coadd_poisson = np.sqrt(np.maximum(t["reference_level"], 1e-9) / (gain * t["nframesref"]))
     excess = (t["reference_noise"] / coadd_poisson).to_numpy(float)[clear]
     fit = positive
@@ -238,7 +233,7 @@ def _noise_frames_and_seeing(t: pd.DataFrame, clear: np.ndarray) -> dict:
     most frames, and the candidates' median ``fwhm`` (pixels); each where ``t`` has the columns."""
     result = {}
     noise = t["science_noise"].to_numpy(float)[clear]
-    result["clear_science_noise_log_spread"] = _robust_sigma(np.log(noise[noise > 0]))
+    result["clear_science_noise_log_spread"] = float(mad_std(np.log(noise[noise > 0])))
     if {"difference_level", "difference_noise"} <= set(t.columns):
         background = (t["difference_level"] / t["difference_noise"]).dropna().to_numpy(float)
         low, high = np.percentile(background, [5, 95])

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from astropy.stats import mad_std
 
 from alertlib.core.vocab import CHANNELS
 from alertlib.sky.packet_calibration import exposure_of
@@ -43,11 +44,6 @@ CALIBRATION_STATISTICS = (
 )
 
 
-def _robust_sigma(values: np.ndarray, axis) -> np.ndarray:
-    median = np.median(values, axis=axis, keepdims=True)
-    return 1.4826 * np.median(np.abs(values - median), axis=axis)
-
-
 def _neighbour_correlation(strips: np.ndarray) -> np.ndarray:
     """Correlation of the noise between horizontally and vertically adjacent pixels, per image (N, H, W).
 
@@ -58,7 +54,7 @@ def _neighbour_correlation(strips: np.ndarray) -> np.ndarray:
     """
     x = strips.astype(np.float64)
     x = x - np.median(x, axis=(1, 2), keepdims=True)
-    sigma = np.maximum(_robust_sigma(x, axis=(1, 2))[:, None, None], 1e-30)
+    sigma = np.maximum(mad_std(x, axis=(1, 2))[:, None, None], 1e-30)
     x = np.clip(x, -4 * sigma, 4 * sigma)
     power = np.maximum((x**2).mean(axis=(1, 2)), 1e-300)
     across = (x[:, :, 1:] * x[:, :, :-1]).mean(axis=(1, 2))
@@ -78,7 +74,7 @@ def triplet_statistics(triplets: np.ndarray) -> pd.DataFrame:
         flat = channel.reshape(n, -1)
         masked = np.where(valid[..., k].reshape(n, -1), flat, np.nan)
         level = np.nanmedian(masked, axis=1)
-        sigma = 1.4826 * np.nanmedian(np.abs(masked - level[:, None]), axis=1)
+        sigma = mad_std(masked, axis=1, ignore_nan=True)
         rows[f"{name}_level"] = level
         rows[f"{name}_noise"] = sigma
         if name != "difference":
