@@ -35,7 +35,7 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks --MultiKernelManager.default_kernel_name=alertlib
+	$(BIN)/python -m alertlib.study.lab
 
 lint: setup
 	$(BIN)/ruff check alertlib tests notebooks
