@@ -9,7 +9,7 @@ simulator's constants come from are measured on real packets by ``alertlib.sky.p
 
 ``two_sample_test`` trains classifiers to tell simulated from real triplets and reports their
 held-out (cross-validated) ROC AUC with a bootstrap interval: 0.5 means the classifier cannot tell
-them apart. Two classifiers look from two sides: a small CNN on the pixels, and gradient-boosted
+them apart. Two classifiers look from two sides: the study's smallest CNN on the pixels, and gradient-boosted
 trees on the calibration statistics; the reported ``auc`` is the larger (the stronger critic).
 Folds and bootstrap keep groups whole: each simulated source, and for real alerts each ZTF object
 and each exposure (``linked_groups``), since alerts of one exposure share its sky and seeing.
@@ -282,30 +282,26 @@ def linked_groups(*keys) -> np.ndarray:
     """Group numbers (0, 1, ...) that join items sharing a value of any key: connected components.
 
     E.g. ``linked_groups(objectId, jd)``: alerts of one object, and alerts of one exposure, and so on
-    transitively, fall in one group. Missing values (None, NaN) join nothing.
+    transitively, fall in one group. Missing values (None, NaN) join nothing. Items and the keys'
+    values are the nodes of a graph whose edges join each item to its values
+    (``scipy.sparse.csgraph.connected_components``); groups are numbered in order of their first item.
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n = len(keys[0]) if keys else 0
-    parent = np.arange(n)
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    items, values, nodes = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], n
     for key in keys:
         if len(key) != n:
             raise ValueError(f"keys of different lengths: {n} and {len(key)}")
-        first: dict = {}
-        for i, value in enumerate(pd.Series(key).tolist()):
-            if value is None or (isinstance(value, float) and np.isnan(value)):
-                continue
-            if value in first:
-                parent[root(i)] = root(first[value])
-            else:
-                first[value] = i
-    roots = np.array([root(i) for i in range(n)], dtype=np.int64)
-    return np.unique(roots, return_inverse=True)[1].astype(np.int64)
+        codes, distinct = pd.factorize(pd.Series(list(key), dtype=object))  # missing values: code -1
+        linked = codes >= 0
+        items.append(np.flatnonzero(linked))
+        values.append(nodes + codes[linked])
+        nodes += len(distinct)
+    items, values = np.concatenate(items), np.concatenate(values)
+    graph = coo_matrix((np.ones(items.size), (items, values)), shape=(nodes, nodes))
+    return connected_components(graph, directed=False)[1][:n].astype(np.int64)
 
 
 def sky_against_packets(sim_dir, real_packets, seed: int = 0, **options) -> dict:
