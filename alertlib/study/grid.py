@@ -76,13 +76,12 @@ def _init_weights(grid_name: str, arch: str, init: str, checkpoints: dict) -> tu
     return {"checkpoint": checkpoints[(arch, init)]}, None
 
 
-def finetune_jobs(
-    profile: dict, alerts_dir: str | Path, checkpoints: dict[tuple[str, str], str]
-) -> tuple[list[dict], list[str]]:
+def finetune_jobs(profile: dict, alerts_for, checkpoints: dict[tuple[str, str], str]) -> tuple[list[dict], list[str]]:
     """The fine-tuning runs of a profile, and notes on the runs left out (with the reason).
 
     Each grid in the ``finetune.grids`` block is architecture x initialisation x training fraction x
-    seed for one task (a grid may set its own ``seeds``); any other key of a grid (e.g.
+    seed for one task (a grid may set its own ``seeds``); ``alerts_for(seed)`` gives the alert folder
+    of each seed (a replicate's own sky, or one folder for all). Any other key of a grid (e.g.
     ``label_column``) is a fine-tuning setting for its runs, overriding the block's. The classic
     baselines (:data:`alertlib.core.vocab.CLASSIC_ARCHS`) are trained from scratch only. Published
     weights (``imagenet``, ``galaxyzoo``) are used only when they can be had (a local file, the
@@ -107,7 +106,7 @@ def finetune_jobs(
                         jobs.append(
                             {
                                 **settings,
-                                "data": str(alerts_dir),
+                                "data": str(alerts_for(seed)),
                                 "task": grid["task"],
                                 "arch": arch,
                                 "init": init,

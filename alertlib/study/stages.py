@@ -33,14 +33,36 @@ from alertlib.study import artefacts, grid
 
 @dataclass(frozen=True)
 class StudyData:
-    """The data a profile studies: a galaxy vote catalog (pre-training) and alerts in the BTS layout."""
+    """The data a profile studies: a galaxy vote catalog (pre-training) and alerts in the BTS layout.
+
+    With ``simulate.sky_per_seed`` (the simulated default), each fine-tuning seed (replicate) has
+    its own alert sky, split and test set, so that the differences between replicates carry the
+    test-set noise too (:mod:`alertlib.report.intervals`); ``alerts`` maps seed to folder. Real data,
+    or a single sky, is one folder for every seed.
+    """
 
     galaxy_catalog: Path
-    alerts: Path
+    alerts: dict[int, Path]
     content: dict  # content hashes (simulated data) or paths (real data) that identify them
 
     def key(self) -> str:
         return artefacts.inputs_key(self.content)
+
+    def alerts_for(self, seed: int) -> Path:
+        """The alert folder that the replicate ``seed`` trains and tests on."""
+        return self.alerts.get(int(seed), self.alerts.get(-1))
+
+    def to_json(self) -> dict:
+        return {
+            "galaxy_catalog": str(self.galaxy_catalog),
+            "alerts": {str(seed): str(path) for seed, path in self.alerts.items()},
+            "content": self.content,
+        }
+
+    @classmethod
+    def from_json(cls, record: dict) -> StudyData:
+        alerts = {int(seed): Path(path) for seed, path in record["alerts"].items()}
+        return cls(Path(record["galaxy_catalog"]), alerts, record["content"])
 
 
 # --- 00: the data ------------------------------------------------------------------------------------
@@ -76,6 +98,31 @@ def _content_of(folder: Path) -> str:
     return str(folder)
 
 
+def replicate_seeds(profile: dict) -> list[int]:
+    """Every seed any fine-tuning grid of the profile uses (the replicates)."""
+    block = profile.get("finetune", {})
+    seeds = set(block.get("seeds", [profile.get("seed", 0)]))
+    for grid_settings in block.get("grids", {}).values():
+        seeds.update(grid_settings.get("seeds", []))
+    return sorted(int(s) for s in seeds)
+
+
+def _simulated_skies(profile: dict, progress_bar: bool) -> tuple[Path, dict[int, Path]]:
+    """The simulated galaxy catalog and alert skies: one sky per replicate seed, or one for all."""
+    from alertlib.sky.simulate import alert_sky_from_profile, sky_from_profile
+
+    sky = sky_from_profile(profile, progress=progress_bar)
+    catalog = Path(sky["galaxies"]) / "catalog.parquet"
+    if not profile["simulate"].get("sky_per_seed"):
+        return catalog, {-1: Path(sky["alerts"])}
+    base = int(profile["simulate"].get("seed", profile.get("seed", 0)))
+    skies = {}
+    for seed in replicate_seeds(profile):
+        replicate = {**profile, "simulate": {**profile["simulate"], "seed": base + seed}}
+        skies[seed] = Path(alert_sky_from_profile(replicate, progress=progress_bar))
+    return catalog, skies
+
+
 def prepare_data(profile: dict, progress_bar: bool = True) -> StudyData:
     """The data of a profile (notebook 00): real data its ``data:`` block names, else the simulated sky.
 
@@ -83,16 +130,17 @@ def prepare_data(profile: dict, progress_bar: bool = True) -> StudyData:
     the choice is written to the ``data`` artefact for the later notebooks.
     """
     paths = _real_paths(profile)
-    if len(paths) < 2:
-        from alertlib.sky.simulate import sky_from_profile
-
-        sky = sky_from_profile(profile, progress=progress_bar)
-        paths.setdefault("galaxy_catalog", Path(sky["galaxies"]) / "catalog.parquet")
-        paths.setdefault("alerts", Path(sky["alerts"]))
-    content = {key: _content_of(path.parent if path.is_file() else path) for key, path in sorted(paths.items())}
-    data = StudyData(paths["galaxy_catalog"], paths["alerts"], content)
+    alerts = {-1: paths["alerts"]} if "alerts" in paths else None
+    catalog = paths.get("galaxy_catalog")
+    if alerts is None or catalog is None:
+        simulated_catalog, simulated_alerts = _simulated_skies(profile, progress_bar)
+        catalog = catalog or simulated_catalog
+        alerts = alerts or simulated_alerts
+    content = {"galaxy_catalog": _content_of(catalog.parent if catalog.is_file() else catalog)}
+    content |= {f"alerts_{seed}": _content_of(path) for seed, path in sorted(alerts.items())}
+    data = StudyData(catalog, alerts, content)
     path = artefacts.artefact_path(profile, "data")
-    write_json(path, {"galaxy_catalog": str(data.galaxy_catalog), "alerts": str(data.alerts), "content": content})
+    write_json(path, data.to_json())
     artefacts.record_inputs(path, _data_inputs(profile))
     return data
 
@@ -100,8 +148,7 @@ def prepare_data(profile: dict, progress_bar: bool = True) -> StudyData:
 def load_data(profile: dict) -> StudyData:
     """The ``data`` artefact of notebook 00."""
     path = artefacts.require(profile, "data", _data_inputs(profile))
-    record = json.loads(path.read_text())
-    return StudyData(Path(record["galaxy_catalog"]), Path(record["alerts"]), record["content"])
+    return StudyData.from_json(json.loads(path.read_text()))
 
 
 # --- 01: pre-training ---------------------------------------------------------------------------------
@@ -157,7 +204,7 @@ def finetune(profile: dict, progress_bar: bool = True) -> tuple[pd.DataFrame, li
 
     data = load_data(profile)
     pretrain_results, _ = load_pretrain(profile)
-    jobs, notes = grid.finetune_jobs(profile, data.alerts, grid.checkpoints_of(pretrain_results))
+    jobs, notes = grid.finetune_jobs(profile, data.alerts_for, grid.checkpoints_of(pretrain_results))
     results = grid.run_jobs("finetune", jobs, artefacts.results_dir(profile), progress_bar=progress_bar)
     tables = {
         "predictions": _collect(results, "predictions_test.parquet", load_per_run_tables),
@@ -258,7 +305,7 @@ def zero_shot_embeddings(profile: dict, arch: str, n_alerts: int = 1000) -> tupl
     data = load_data(profile)
     pretrain_results, _ = load_pretrain(profile)
     checkpoints = grid.checkpoints_of(pretrain_results) if len(pretrain_results) else {}
-    test = read_split(data.alerts, "test")
+    test = read_split(data.alerts_for(profile.get("seed", 0)), "test")
     count = min(n_alerts, len(test))
     crop = profile["finetune"].get("crop")
     dataset = TripletDataset(test.triplets[:count], crop=crop)
