@@ -1,5 +1,9 @@
 """Alert packets to triplets: readers for ZTF, ATLAS and Rubin packets (Avro and Parquet).
 
+One concern: alert packet files in, normalised triplets and candidate rows out (the containers, the
+records, the stamps, and the reasons an alert is skipped), with the conventional reference decoder beside
+the fast one.
+
 One call does it all: :func:`load_triplets` (one dataset, e.g. ZTF) or :func:`decode_packets` (every
 dataset found) turn packet files into BTSbot-normalised triplets, a candidate table and a table of
 what was skipped and why. Every alert either becomes a triplet or gets a row in ``skipped`` naming
@@ -47,7 +51,9 @@ packet):
   ``gzip``, ``astropy.io.fits``, :func:`alertlib.io.preprocess.normalise_cutout`).
 
 ``benchmarks/bench_decode.py`` times both per packet folder on one core, beside the rate that
-gunzipping the stamps alone allows; ``data/benchmarks/decode/*.csv`` hold its results.
+gunzipping the stamps alone allows; ``benchmarks/bench_avro_walker.py`` times the fast decoder with
+and without the walker (``avro_walker=False``: fastavro with a projected reader schema), beside the
+reference. ``data/benchmarks/decode/*.csv`` hold their results.
 """
 
 from __future__ import annotations
