@@ -279,7 +279,7 @@ def simulate_alerts(
         BTS's cap on alerts per source in the training split.
     class_mix:
         ``"bts"`` (the study's) or ``"ztf-stream"`` (mostly variable stars, like random public
-        packets; for realism checks), see ``alertlib.sky.alerts.CLASS_MIXES``.
+        packets; for realism checks), see ``alertlib.sky.sources.CLASS_MIXES``.
     """
 
     from alertlib.core.provenance import code_version
