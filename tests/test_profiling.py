@@ -8,23 +8,14 @@ import pandas as pd
 import pytest
 import torch
 
-from alertlib.bench import profiling
-from alertlib.bench.profiling import (
-    ROW_COLUMNS,
-    BenchmarkSettings,
-    benchmark_jobs,
-    best_inference_variant,
-    compare_implementations,
-    custom_cnn_ratios,
-    custom_cnn_verdicts,
-    goal_check,
-    limit_fraction,
-    load_benchmark_tables,
-    measure_matmul_ceiling,
-    run_benchmark,
-    summarise_times,
-)
+from alertlib.bench import measure, runner, tables, timing, zoo
+from alertlib.bench.runner import ROW_COLUMNS, BenchmarkSettings, benchmark_jobs, run_benchmark
+from alertlib.bench.tables import compare_implementations, load_benchmark_tables
+from alertlib.bench.timing import limit_fraction, measure_matmul_ceiling, summarise_times, time_calls
 from alertlib.core.provenance import machine_stamp
+from alertlib.learn import inference
+from alertlib.learn.inference import best_inference_variant
+from alertlib.report.efficiency import custom_cnn_ratios, custom_cnn_verdicts, limit_goal_table
 
 STAMP_KEYS = ("cpu_model", "cpu_threads", "torch_version", "cuda_version", "gpu_name")
 
@@ -135,10 +126,10 @@ def test_summarise_times_gives_median_and_quartiles():
 
 def test_time_calls_repeats_until_count_and_time():
     calls = []
-    timing = profiling.time_calls(lambda: calls.append(1), "cpu", warmup=2, min_repeats=3, max_repeats=7, min_time_s=10)
+    timing = time_calls(lambda: calls.append(1), "cpu", warmup=2, min_repeats=3, max_repeats=7, min_time_s=10)
     assert timing.repeats == 7 and len(calls) == 2 + 7  # time never reached: stops at max_repeats
     calls.clear()
-    timing = profiling.time_calls(lambda: calls.append(1), "cpu", warmup=1, min_repeats=4, max_repeats=9, min_time_s=0)
+    timing = time_calls(lambda: calls.append(1), "cpu", warmup=1, min_repeats=4, max_repeats=9, min_time_s=0)
     assert timing.repeats == 4 and len(calls) == 1 + 4
 
 
@@ -159,9 +150,9 @@ def test_btsbot_classes_build_the_same_architecture(arch):
     from alertlib.learn.models import model_cost
 
     ours = model_cost(arch)
-    params, macs = profiling.model_params_and_macs(arch, "btsbot")
+    params, macs = zoo.model_params_and_macs(arch, "btsbot")
     assert (params, macs) == (ours["params"], ours["macs"])
-    model = profiling.build_model(arch, "btsbot").eval()
+    model = zoo.build_model(arch, "btsbot").eval()
     with torch.no_grad():
         assert model(torch.zeros(2, 3, 63, 63)).shape == (2, 1)
 
@@ -169,7 +160,7 @@ def test_btsbot_classes_build_the_same_architecture(arch):
 def test_missing_btsbot_file_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setenv("ALERTLIB_BTSBOT_ARCHITECTURES", str(tmp_path / "nope.py"))
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        profiling.btsbot_architectures_file()
+        zoo.btsbot_architectures_file()
 
 
 def test_jobs_skip_gpu_only_models_on_cpu_and_limit_compile_sizes():
@@ -208,7 +199,7 @@ def test_a_failing_job_is_reported_not_lost(runner):
         "max_repeats": 1,
         "min_time_s": 0.0,
     }
-    rows = getattr(profiling, runner)(job)  # in a subprocess, or in this process: the run goes on
+    rows = getattr(measure, runner)(job)  # in a subprocess, or in this process: the run goes on
     assert [row["status"] for row in rows] == ["error", "error"]
     assert "no_such_architecture" in rows[0]["note"]
 
@@ -228,7 +219,7 @@ def test_channels_last_variant_measured_in_process():
         "max_repeats": 2,
         "min_time_s": 0.0,
     }
-    rows = profiling.measure_job(job)
+    rows = measure.measure_job(job)
     assert [row["batch_size"] for row in rows] == [2, 4]  # increasing, so each peak is its own
     assert all(row["status"] == "ok" and row["alerts_per_s"] > 0 and row["repeats"] == 2 for row in rows)
 
@@ -242,7 +233,7 @@ def test_compile_variant_matches_eager_outputs():
     alerts = torch.randn(3, 3, 63, 63) / 63
     with torch.inference_mode():
         expected = model(alerts)
-        compiled = profiling.prepare_for_inference(model, "compile_channels_last")
+        compiled = inference.prepare_for_inference(model, "compile_channels_last")
         got = compiled(alerts.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
@@ -291,12 +282,12 @@ def test_best_inference_variant_reads_the_table():
 def test_optimise_for_inference_applies_the_variant():
     from alertlib.learn.models import create_model
 
-    model, dtype, variant = profiling.optimise_for_inference(create_model("braai_vgg"), variant="channels_last")
+    model, dtype, variant = inference.optimise_for_inference(create_model("braai_vgg"), variant="channels_last")
     assert (dtype, variant) == ("float32", "channels_last") and not model.training
     assert model.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_custom_cnn_ratios_and_goal_check():
+def test_custom_cnn_ratios_and_limit_goal_table():
     table = synthetic_table().assign(latency_ms=1.0)
     ratios = custom_cnn_ratios(table).set_index("model")
     # Each model's fastest variant against the custom CNN's fastest (channels_last, 200 alerts/s).
@@ -306,7 +297,7 @@ def test_custom_cnn_ratios_and_goal_check():
     assert ratios.loc["resnet18", "speed_ratio"] == pytest.approx(150 / 200)
     summary = custom_cnn_verdicts(ratios.reset_index())[0]
     assert "1 of 2 standard architectures infer faster" in summary and "1 of 2 with less peak memory" in summary
-    goals = goal_check(synthetic_table(), threshold=0.9).set_index("model")
+    goals = limit_goal_table(synthetic_table(), threshold=0.9).set_index("model")
     assert goals.loc["convnext_pico", "limit_fraction"] == pytest.approx(1.0)
     assert goals.loc["convnext_pico", "meets_goal"] and not goals.loc["resnet18", "meets_goal"]
 
@@ -347,13 +338,13 @@ def test_cuda_without_a_gpu_fails_with_instructions():
 def test_gpu_pieces_without_a_gpu():
     before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     try:
-        profiling.set_float32_strict("cuda")
+        timing.set_float32_strict("cuda")
         assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
     stamp = {**machine_stamp(), "gpu_name": "NVIDIA H100 80GB HBM3"}
-    assert profiling.default_table_name("cuda", stamp) == "cuda_nvidia-h100-80gb-hbm3.csv"
-    assert profiling.default_table_name("cpu", {**stamp, "cpu_threads": 2}).endswith("_2t.csv")
+    assert tables.default_table_name("cuda", stamp) == "cuda_nvidia-h100-80gb-hbm3.csv"
+    assert tables.default_table_name("cpu", {**stamp, "cpu_threads": 2}).endswith("_2t.csv")
 
 
 def test_committed_tables_are_consistent():
@@ -393,16 +384,16 @@ def test_gpu_benchmark_bfloat16():
 def test_interrupted_run_resumes_from_its_journal(tmp_path, monkeypatch):
     settings = tiny_settings(models=("braai_vgg", "btsbot_cnn"), impls=("alertlib",), isolate=False)
     out = tmp_path / "table.csv"
-    journal = profiling.partial_results_path(out)
-    jobs, _ = profiling.benchmark_jobs(settings)
+    journal = runner.partial_results_path(out)
+    jobs, _ = runner.benchmark_jobs(settings)
     # An earlier run finished the first job (with a recognisable rate), then died mid-write.
-    marker = [{**row, "alerts_per_s": 12345.0} for row in profiling.run_in_process(jobs[0])]
-    profiling.append_partial_results(journal, profiling.job_key(jobs[0]), marker)
+    marker = [{**row, "alerts_per_s": 12345.0} for row in runner.run_in_process(jobs[0])]
+    runner.append_partial_results(journal, runner.job_key(jobs[0]), marker)
     with open(journal, "a") as handle:
         handle.write('{"job": "cut sh')
     measured = []
-    real = profiling.run_in_process
-    monkeypatch.setattr(profiling, "run_in_process", lambda job: measured.append(job["model"]) or real(job))
+    real = runner.run_in_process
+    monkeypatch.setattr(runner, "run_in_process", lambda job: measured.append(job["model"]) or real(job))
 
     table = run_benchmark(settings, out=out, progress=False)
 
@@ -411,16 +402,16 @@ def test_interrupted_run_resumes_from_its_journal(tmp_path, monkeypatch):
     assert not journal.exists()  # removed once the table is written
     # --fresh (resume=False) measures everything again.
     measured.clear()
-    profiling.append_partial_results(journal, profiling.job_key(jobs[0]), marker)
+    runner.append_partial_results(journal, runner.job_key(jobs[0]), marker)
     run_benchmark(settings, out=out, progress=False, resume=False)
     assert measured == ["braai_vgg", "btsbot_cnn"]
 
 
 def test_failed_jobs_in_a_journal_run_again(tmp_path):
     journal = tmp_path / "t.csv.partial.jsonl"
-    profiling.append_partial_results(journal, "a", [{"status": "ok"}])
-    profiling.append_partial_results(journal, "b", [{"status": "error", "note": "boom"}])
-    assert set(profiling.read_partial_results(journal)) == {"a"}
+    runner.append_partial_results(journal, "a", [{"status": "ok"}])
+    runner.append_partial_results(journal, "b", [{"status": "error", "note": "boom"}])
+    assert set(runner.read_partial_results(journal)) == {"a"}
 
 
 def choice_table(cpu_model: str = "Test CPU") -> pd.DataFrame:
@@ -453,7 +444,7 @@ def choice_table(cpu_model: str = "Test CPU") -> pd.DataFrame:
 def test_choose_inference_weighs_compilation_against_the_alerts_to_score(monkeypatch):
     monkeypatch.setattr("alertlib.core.provenance.cpu_model", lambda: "Test CPU")
     table = choice_table()
-    choose = profiling.choose_inference
+    choose = inference.choose_inference
     # A long-running scorer: the rate alone decides.
     assert choose("resnet18", "cpu", "float32", table=table) == ("float32", "compile")
     assert choose("resnet18", "cpu", "auto", table=table) == ("bfloat16", "compile")
@@ -475,7 +466,7 @@ def test_choose_inference_weighs_compilation_against_the_alerts_to_score(monkeyp
 def test_score_triplets_formats_agree_and_leave_the_model_alone():
     import numpy as np
 
-    from alertlib.learn.finetune import score_triplets
+    from alertlib.learn.inference import score_triplets
     from alertlib.learn.models import create_model
 
     torch.manual_seed(0)
@@ -491,11 +482,11 @@ def test_score_triplets_formats_agree_and_leave_the_model_alone():
     np.testing.assert_array_equal(again, full)
 
 
-def test_goal_check_measures_bfloat16_against_the_float32_rate():
+def test_limit_goal_table_measures_bfloat16_against_the_float32_rate():
     table = synthetic_table().assign(ceiling_flops=1e11)
     half = table[table["model"] == "resnet18"].assign(dtype="bfloat16", alerts_per_s=400.0, ceiling_flops=1e12)
     half["limit_fraction"] = 2e8 * 400.0 / 1e12
-    goals = goal_check(pd.concat([table, half], ignore_index=True), threshold=0.6).set_index(["model", "dtype"])
+    goals = limit_goal_table(pd.concat([table, half], ignore_index=True), threshold=0.6).set_index(["model", "dtype"])
     row = goals.loc[("resnet18", "bfloat16")]
     assert row["limit_fraction"] == pytest.approx(0.08)  # of its own (bfloat16) rate
     assert row["float32_limit_fraction"] == pytest.approx(0.8) and row["meets_goal"]  # of the float32 rate
@@ -507,17 +498,17 @@ def test_custom_cnn_ratios_use_the_batch_size_every_model_has():
     extra = table[table["model"] == "btsbot_cnn"].assign(batch_size=4096, alerts_per_s=1e6)
     ratios = custom_cnn_ratios(pd.concat([table, extra], ignore_index=True))
     assert set(ratios["batch_size"]) == {256} and set(ratios["model"]) == {"convnext_pico", "resnet18"}
-    assert profiling.common_batch_size(pd.concat([table, extra])) == 256
+    assert tables.common_batch_size(pd.concat([table, extra])) == 256
 
 
 def test_table_from_journal_completes_an_interrupted_run(tmp_path):
     settings = tiny_settings(models=("braai_vgg", "btsbot_cnn"), impls=("alertlib",), isolate=False)
-    jobs, _ = profiling.benchmark_jobs(settings)
+    jobs, _ = runner.benchmark_jobs(settings)
     journal = tmp_path / "stage.csv.partial.jsonl"
-    rows = profiling.run_in_process(jobs[0])
-    profiling.append_partial_results(journal, profiling.job_key(jobs[0]), rows)
+    rows = runner.run_in_process(jobs[0])
+    runner.append_partial_results(journal, runner.job_key(jobs[0]), rows)
     reference = run_benchmark(tiny_settings(models=("braai_vgg",), impls=("alertlib",), isolate=False), progress=False)
-    table = profiling.table_from_journal(settings, journal, reference)
+    table = runner.table_from_journal(settings, journal, reference)
     done = table[table["model"] == "braai_vgg"]
     assert (done["status"] == "ok").all() and done["note"].str.contains("same machine").all()
     assert (done["ceiling_flops"] == reference["ceiling_flops"].max()).all()
@@ -528,8 +519,8 @@ def test_table_from_journal_completes_an_interrupted_run(tmp_path):
     assert (missing["status"] == "skipped").all() and missing["note"].str.contains("not measured").all()
 
 
-def test_goal_check_of_a_float32_only_table():
-    goals = goal_check(synthetic_table().assign(ceiling_flops=1e11), threshold=0.9)
+def test_limit_goal_table_of_a_float32_only_table():
+    goals = limit_goal_table(synthetic_table().assign(ceiling_flops=1e11), threshold=0.9)
     assert set(goals["dtype"]) == {"float32"} and (goals["float32_limit_fraction"] == goals["limit_fraction"]).all()
 
 

@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("alertlib.io.ingest", "alert packets (ZTF, ATLAS, Rubin) to triplet datasets; --benchmark the decoder"),
     "models": ("alertlib.cli.models", "parameters and multiply-adds per alert of every study architecture"),
     "benchmark": (
-        "alertlib.bench.profiling",
+        "alertlib.cli.benchmark",
         "inference speed and memory per model, beside btsbot's, against the device limit",
     ),
     "pretrain": ("alertlib.learn.pretrain", "pre-train an encoder on galaxies or the synthetic corpus"),

@@ -4,7 +4,8 @@
 The job writes into ``out_dir``:
 
 - ``results.parquet``: the tidy results table (:mod:`alertlib.learn.results`), one row per metric;
-- ``model.pt``: the fine-tuned model (weights, config, provenance);
+- ``model.pt``: the fine-tuned model (weights, config, provenance; :func:`alertlib.learn.inference.load_model`
+  rebuilds it, :func:`alertlib.learn.inference.score_triplets` scores alerts with it);
 - ``predictions_test.parquet``: ``objectId``, ``candid``, ``label``, ``score`` per test alert
   (multi-class: also ``prob_<class>`` and ``predicted``);
 - ``curves.csv``: per-epoch training and validation loss, learning rate, training time.
@@ -179,78 +180,6 @@ def save_model(path: Path, model, config: dict, extra: dict) -> None:
     }
     with atomic_path(path) as tmp:
         torch.save(record, tmp)
-
-
-def load_model(path: str | Path):
-    """Rebuild a fine-tuned model saved by :func:`run_finetune` (``model.pt``), in eval mode.
-
-    The record's ``config`` gives the architecture, the output count and the crop; weights come from
-    the record, so no pre-trained weights are needed to load it.
-    """
-    import torch
-
-    from alertlib.learn.models import create_model
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no fine-tuned model at {path}; run the fine-tuning (notebook 02) first")
-    record = torch.load(path, map_location="cpu", weights_only=False)
-    if record.get("kind") != "alertlib-model":
-        raise ValueError(f"{path} is not a model saved by alertlib.learn.finetune (kind {record.get('kind')!r})")
-    class_names = record.get("class_names")
-    model = create_model(
-        record["arch"], "scratch", num_outputs=len(class_names) if class_names else 1, input_size=record["input_size"]
-    )
-    model.load_state_dict(record["state_dict"])
-    model.init, model.weights_source = record["init"], record["weights_source"]
-    model.config, model.class_names = record["config"], class_names
-    return model.eval()
-
-
-def score_triplets(
-    model, triplets, batch_size: int = 256, dtype: str = "auto", variant: str | None = None, return_choice: bool = False
-):
-    """Scores of alert triplets (N, H, W, 3) under a model from :func:`load_model`, prepared like its training data.
-
-    Binary models give the sigmoid of the logit, (N,); multi-class models give softmax probabilities (N, K).
-
-    Inference runs in the fastest format and variant measured for the model's architecture on this
-    machine (:func:`alertlib.bench.profiling.choose_inference`, from the tables in ``data/benchmarks/``):
-    e.g. bfloat16 and ``torch.compile`` on a CPU with AMX when there are enough alerts to pay for
-    the compilation, plain float32 where nothing was measured. ``dtype="float32"`` keeps full
-    precision (bfloat16 scores differ from float32 ones by about 1e-3); ``variant`` forces one.
-    ``return_choice=True`` returns ``(scores, {"device", "dtype", "variant"})``, what was used. The
-    model passed in is not changed.
-    """
-    import copy
-
-    import numpy as np
-    import torch
-
-    from alertlib.bench.profiling import optimise_for_inference, torch_dtype, uses_channels_last
-    from alertlib.learn.datasets import TripletDataset
-
-    config = model.config
-    dataset = TripletDataset(triplets, normalisation=config.get("normalisation", "l2"), crop=config.get("crop"))
-    device = next(model.parameters()).device.type
-    runnable, dtype, variant = optimise_for_inference(
-        copy.deepcopy(model), device, dtype, batch_size, variant, n_alerts=len(dataset)
-    )
-    outputs = []
-    with torch.inference_mode():
-        for start in range(0, len(dataset), batch_size):
-            images = torch.stack([dataset[i][0] for i in range(start, min(start + batch_size, len(dataset)))])
-            count = len(images)
-            if variant.startswith("compile") and count < batch_size:
-                # Pad the last batch: a compiled model would recompile for a new batch size.
-                images = torch.cat([images, images.new_zeros((batch_size - count, *images.shape[1:]))])
-            images = images.to(device=device, dtype=torch_dtype(dtype))
-            if uses_channels_last(variant):
-                images = images.contiguous(memory_format=torch.channels_last)
-            outputs.append(runnable(images)[:count].float().cpu())
-    logits = torch.cat(outputs) if outputs else torch.zeros((0, max(len(model.class_names or []), 1)))
-    scores = torch.softmax(logits, dim=1).numpy() if model.class_names else np.asarray(torch.sigmoid(logits[:, 0]))
-    return (scores, {"device": device, "dtype": dtype, "variant": variant}) if return_choice else scores
 
 
 def run_finetune(config: dict, out_dir: str | Path) -> pd.DataFrame:

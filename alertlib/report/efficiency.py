@@ -1,0 +1,182 @@
+"""Claims drawn from the efficiency benchmark's tables (:mod:`alertlib.bench`), and its two figures.
+
+- the custom CNN against every other model, per device and format (:func:`custom_cnn_ratios`,
+  :func:`custom_cnn_verdicts`);
+- the CPU goal: ConvNeXt-pico and ResNet-18 reach :data:`LIMIT_GOAL_FRACTION` of the device's
+  float32 matrix-product rate at batch 256 (:func:`limit_goal_table`);
+- the GPU goal: a Rubin night in under a minute (:func:`night_report`);
+- alerts per second against batch size (:func:`plot_throughput`) and the achieved fraction of the
+  matrix-product rate (:func:`plot_limit_fraction`).
+"""
+
+from __future__ import annotations
+
+from alertlib.bench.tables import best_variant_rows, common_batch_size, measured_rows
+
+# The CPU goal: these models at this batch size reach this fraction of the float32 matrix-product rate.
+LIMIT_GOAL_FRACTION = 0.6
+LIMIT_GOAL_MODELS = ("convnext_pico", "resnet18")
+LIMIT_GOAL_BATCH_SIZE = 256
+# The GPU goal: a Rubin night of 10 million alerts in under a minute.
+NIGHT_GOAL_ALERTS_PER_S = 200_000.0
+ALERTS_PER_NIGHT = 1e7
+
+
+def custom_cnn_ratios(table, batch_size: int | None = None, dtype: str | None = None):
+    """Speed and memory of each model (its fastest variant) over the custom CNN's, per device and format.
+
+    The measured rows of ``table`` passed to :func:`alertlib.report.claims.efficiency_ratios` (ours only),
+    for each (device, format) in turn; ``batch_size`` None means the largest batch size at which
+    every model of that device and format was measured (:func:`alertlib.bench.tables.common_batch_size`),
+    so that a stage with larger batches for a few models does not leave the others out.
+    """
+    import pandas as pd
+
+    from alertlib.report.claims import efficiency_ratios
+
+    ok = measured_rows(table)
+    frames = []
+    for (device, fmt), rows in ok.groupby(["device", "dtype"], sort=True):
+        if dtype is not None and fmt != dtype:
+            continue
+        size = batch_size if batch_size is not None else common_batch_size(rows)
+        frames.append(efficiency_ratios(rows, device=device, dtype=fmt, batch_size=size))
+    frames = [frame for frame in frames if len(frame)]
+    return pd.concat(frames, ignore_index=True) if frames else efficiency_ratios(ok.iloc[:0])
+
+
+def custom_cnn_verdicts(ratios) -> list[str]:
+    """Sentences from :func:`custom_cnn_ratios`: a count per device, then one per model (:func:`alertlib.report.claims.verdict`)."""
+    from alertlib.core.vocab import CLASSIC_ARCHS
+    from alertlib.report.claims import verdict
+
+    sentences = []
+    for (device, dtype, size), group in ratios.groupby(["device", "dtype", "batch_size"], sort=False):
+        # The claim is about standard architectures; other custom networks (braai) are reported one by one.
+        standard = group[~group["model"].isin(CLASSIC_ARCHS)]
+        faster, lighter = standard["speed_ratio"] > 1.0, standard["memory_ratio"] < 1.0
+        sentences.append(
+            f"{device}, {dtype}, batch {size}: {int(faster.sum())} of {len(standard)} standard architectures infer "
+            f"faster than the custom CNN, {int(lighter.sum())} of {len(standard)} with less peak memory, "
+            f"{int((faster & lighter).sum())} both."
+        )
+        for row in group.itertuples():
+            for metric, ratio in (("alerts_per_s", row.speed_ratio), ("peak_mem_mb", row.memory_ratio)):
+                sentences.append(
+                    verdict(
+                        {
+                            "treatment": row.model,
+                            "baseline": row.reference_model,
+                            "effect": ratio,
+                            "effect_kind": "ratio",
+                            "metric": metric,
+                            "scope": f"{device}, {dtype}, batch {size}",
+                        }
+                    )
+                )
+    return sentences
+
+
+def limit_goal_table(
+    table,
+    models=LIMIT_GOAL_MODELS,
+    batch_size: int = LIMIT_GOAL_BATCH_SIZE,
+    threshold: float = LIMIT_GOAL_FRACTION,
+):
+    """The CPU goal, per model and format: does the best achieved FLOP/s at ``batch_size`` reach ``threshold``?
+
+    The CPU goal is stated against the device's measured **float32** rate, so ``meets_goal`` compares
+    ``float32_limit_fraction`` (achieved FLOP/s over the float32 ceiling of the same device) with
+    ``threshold``. ``limit_fraction`` stays the fraction of the same format's own ceiling: a bfloat16
+    model can exceed the float32 rate while using a small part of the bfloat16 one.
+    """
+    best = best_variant_rows(table[(table["impl"] == "alertlib") & (table["batch_size"] == batch_size)])
+    rows = best[best["model"].isin(models)].copy()
+    rows["float32_limit_fraction"] = rows["limit_fraction"].where(rows["dtype"] == "float32")
+    other = rows["dtype"] != "float32"
+    if "ceiling_flops" in table.columns and other.any():
+        float32 = table[table["dtype"] == "float32"].groupby("device")["ceiling_flops"].max()
+        ceiling = rows.loc[other, "device"].map(float32).astype(float)
+        rows.loc[other, "float32_limit_fraction"] = (
+            2.0 * rows.loc[other, "macs"] * rows.loc[other, "alerts_per_s"] / ceiling
+        )
+    rows["meets_goal"] = rows["float32_limit_fraction"] >= threshold
+    columns = ["device", "dtype", "model", "variant", "batch_size", "alerts_per_s", "limit_fraction"]
+    return rows[[*columns, "float32_limit_fraction", "meets_goal"]].reset_index(drop=True)
+
+
+def night_report(
+    table,
+    model: str = "convnext_pico",
+    dtype: str = "bfloat16",
+    target_alerts_per_s: float = NIGHT_GOAL_ALERTS_PER_S,
+    alerts_per_night: float = ALERTS_PER_NIGHT,
+) -> str:
+    """One sentence: the best measured rate of ``model`` in ``dtype``, against a target, and a night's time.
+
+    The default target is the GPU goal (:data:`NIGHT_GOAL_ALERTS_PER_S`: a Rubin night of 10 million
+    alerts in under a minute).
+    """
+    rows = measured_rows(table)
+    rows = rows[(rows["model"] == model) & (rows["dtype"] == dtype) & (rows["impl"] == "alertlib")]
+    if rows.empty:
+        return f"{model} was not measured in {dtype}: no rate to compare with {target_alerts_per_s:,.0f} alerts/s."
+    best = rows.loc[rows["alerts_per_s"].idxmax()]
+    met = "meets" if best["alerts_per_s"] >= target_alerts_per_s else "misses"
+    where = best["gpu_name"] if best["device"] == "cuda" else best["cpu_model"]
+    return (
+        f"{model} {dtype} on {best['device']} ({where}): {best['alerts_per_s']:,.0f} alerts/s at batch "
+        f"{int(best['batch_size'])} ({best['variant']}), {best['limit_fraction']:.1%} of the matrix-product rate; "
+        f"{met} the target of {target_alerts_per_s:,.0f} alerts/s; {alerts_per_night:,.0f} alerts take "
+        f"{alerts_per_night / best['alerts_per_s']:.0f} s."
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures (peak memory against parameters: alertlib.report.figures.plot_speed_memory)
+# ----------------------------------------------------------------------------------------------
+
+
+def plot_throughput(table, dtype: str = "float32"):
+    """Alerts per second against batch size, one line per model and implementation (fastest variant).
+
+    One panel per device; btsbot's classes are dashed. Returns a ``matplotlib.figure.Figure``.
+    """
+    from alertlib.report.figures import arch_marker, new_figure
+
+    best = best_variant_rows(table[table["dtype"] == dtype])
+    devices = sorted(best["device"].unique())
+    figure, axes = new_figure(1, max(len(devices), 1), panel_size=(5.0, 3.8))
+    for ax, device in zip(axes[0], devices, strict=False):
+        for (model, impl), group in best[best["device"] == device].groupby(["model", "impl"]):
+            group = group.sort_values("batch_size")
+            ax.plot(
+                group["batch_size"],
+                group["alerts_per_s"],
+                "--" if impl == "btsbot" else "-",
+                marker=arch_marker(model),
+                label=f"{model}" + (" (btsbot)" if impl == "btsbot" else ""),
+            )
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="alerts per second (fastest variant)")
+        ax.set_title(f"{device}, {dtype}", fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=6)
+    return figure
+
+
+def plot_limit_fraction(table, batch_size: int = LIMIT_GOAL_BATCH_SIZE, dtype: str = "float32"):
+    """Achieved fraction of the device's matrix-product rate per model and variant, at one batch size."""
+    from alertlib.report.figures import new_figure
+
+    ok = measured_rows(table)
+    ok = ok[(ok["impl"] == "alertlib") & (ok["dtype"] == dtype) & (ok["batch_size"] == batch_size)]
+    devices = sorted(ok["device"].unique())
+    figure, axes = new_figure(1, max(len(devices), 1), panel_size=(5.0, 3.8))
+    for ax, device in zip(axes[0], devices, strict=False):
+        pivot = ok[ok["device"] == device].pivot_table(index="model", columns="variant", values="limit_fraction")
+        pivot.plot.barh(ax=ax)
+        ax.axvline(LIMIT_GOAL_FRACTION, color="grey", linestyle=":", label=f"goal {LIMIT_GOAL_FRACTION}")
+        ax.set(xlabel="achieved FLOP/s / matrix-product FLOP/s", ylabel="")
+        ax.set_title(f"{device}, {dtype}, batch {batch_size}", fontsize=8)
+        ax.legend(fontsize=6)
+    return figure
