@@ -15,7 +15,7 @@ from alertlib.io.release import write_split
 from alertlib.io.schema import load_schema
 from alertlib.learn.losses import DirichletMultinomialLoss, dirichlet_multinomial_nll
 from alertlib.learn.synthetic import FractalDataset
-from alertlib.learn.training import warmup_cosine_factor
+from alertlib.learn.training import warmup_cosine_schedule
 
 FAST = {"progress": False, "batch_size": 32}
 
@@ -110,8 +110,19 @@ def test_questions_without_votes_contribute_nothing():
     assert loss(aligned, counts) < loss(-aligned, counts)
 
 
+def _schedule_factors(warmup: int, total: int) -> list[float]:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
+    schedule = warmup_cosine_schedule(optimizer, warmup, total)
+    factors = []
+    for _ in range(total + 1):
+        factors.append(optimizer.param_groups[0]["lr"] / 2.0)
+        optimizer.step()
+        schedule.step()
+    return factors
+
+
 def test_warmup_cosine_schedule():
-    factors = [warmup_cosine_factor(step, 20, 100) for step in range(101)]
+    factors = _schedule_factors(20, 100)
     assert factors[0] == pytest.approx(0.01) and factors[20] == pytest.approx(1.0)
     assert factors[10] == pytest.approx(0.505)
     assert factors[100] == pytest.approx(0.01)

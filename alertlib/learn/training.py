@@ -103,13 +103,17 @@ def quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
-def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int, floor: float = 0.01) -> float:
-    """Learning-rate factor: linear from ``floor`` to 1 over ``warmup_steps``, then cosine to ``floor``."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return floor + (1.0 - floor) * step / warmup_steps
-    decay_steps = max(1, total_steps - warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / decay_steps)
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+def warmup_cosine_schedule(optimizer, warmup_steps: int, total_steps: int, floor: float = 0.01):
+    """The authors' schedule with PyTorch's schedulers: linear from ``floor`` to 1 over ``warmup_steps``
+    (``LinearLR``), then cosine to ``floor`` at ``total_steps`` (``CosineAnnealingLR``), stepped per batch."""
+    base_rates = [group["lr"] for group in optimizer.param_groups]
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=floor * min(base_rates)
+    )
+    if warmup_steps <= 0:
+        return cosine
+    warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=floor, end_factor=1.0, total_iters=warmup_steps)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
 
 
 class EpochSampler(Sampler):
@@ -256,9 +260,7 @@ class TrainingModule(pl.LightningModule):
         warmup = settings["warmup_epochs"] * self.steps_per_epoch
         total = settings["epochs"] * self.steps_per_epoch
         floor = settings["lr_floor"]
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine_factor(step, warmup, total, floor)
-        )
+        schedule = warmup_cosine_schedule(optimizer, warmup, total, floor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
