@@ -63,13 +63,27 @@ def test_source_policies_by_hand():
     assert flags["bts_p2"].to_dict() == {"A": True, "B": False, "C": False, "D": False}
     assert flags["prod_p1"].to_dict() == {"A": False, "B": True, "C": False, "D": False}
     assert flags["prod_p2"].to_dict() == {"A": False, "B": False, "C": False, "D": False}
-    values = policy_metrics(candidates, scores)
+    values = policy_metrics(candidates, scores, exclusions=False)
     assert values["bts_p1_completeness"] == 0.5 and values["bts_p1_purity"] == 0.5
     assert values["bts_p2_completeness"] == 0.5 and values["bts_p2_purity"] == 1.0
     assert values["bts_p1_completeness_17.00-17.25"] == 1.0
     assert values["bts_p1_completeness_18.25-18.50"] == 0.0
     assert math.isnan(values["bts_p1_completeness_17.50-17.75"])  # no true source in that bin
     assert len([k for k in values if k.startswith("prod_p2_purity_")]) == 6  # 17.0-18.5 by 0.25
+
+
+def test_btsbot_exclusions_delays_and_source_ranking():
+    candidates, scores = _candidates()
+    candidates = candidates.assign(jd=[1.0, 3.0, 1.0, 2.0, 5.0, 6.0, 1.0])
+    flags = source_policy_flags(candidates, scores).set_index("objectId")
+    # B is true but never at 18.5 or brighter; D has a single alert: both are left out.
+    assert flags["kept"].to_dict() == {"A": True, "B": False, "C": True, "D": False}
+    assert flags.loc["A", "source_score"] == 0.6 and flags.loc["C", "source_score"] == 0.55  # second-highest
+    values = policy_metrics(candidates, scores)
+    assert values["sources_kept"] == 2 and values["sources_excluded"] == 2 and values["positive_sources"] == 1
+    assert values["bts_p1_completeness"] == 1.0 and values["bts_p1_purity"] == 0.5
+    assert values["bts_p1_delay_days"] == 2.0  # A fires at its second alert, two days after its first
+    assert values["source_roc_auc"] == 1.0 and values["source_average_precision"] == 1.0
 
 
 def test_policies_need_their_columns():

@@ -19,8 +19,18 @@ largest label of its alerts):
 
 For each policy: source-level completeness (recall), purity (precision) and F1, and completeness and
 purity of the sources whose true ``peakmag`` lies in each 0.25 mag bin from 17.0 to 18.5 (the
-brightness at which the BTS is complete). The policies only use what an alert stream knows at the
-time (``magpsf`` of the alerts); ``peakmag`` only places sources into bins.
+brightness at which the BTS is complete), and for the true sources a policy saves, the median delay
+(days) from the source's first alert to the alert at which the policy fires (``<policy>_delay_days``).
+The policies only use what an alert stream knows at the time (``magpsf`` of the alerts, in time
+order); ``peakmag`` only places sources into bins.
+
+BTSbot's source exclusions apply to every source-level number: sources with fewer than
+:data:`MIN_SOURCE_ALERTS` alerts, and true sources none of whose alerts is at 18.5 mag or brighter
+(no policy that needs ``magpsf <= 18.5`` could save them), are left out (``sources_excluded``).
+
+Source-level ranking (``source_roc_auc``, ``source_average_precision``): a source's score is its
+second-highest alert score (the score at which ``bts_p1``'s count of two alerts above a threshold
+is reached), over the sources kept by the exclusions.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ PROD_THRESHOLD = 0.85
 PEAKMAG_BIN_EDGES = tuple(np.round(np.arange(17.0, 18.5 + 1e-9, 0.25), 2))
 POLICIES = ("bts_p1", "bts_p2", "prod_p1", "prod_p2")
 POLICY_COLUMNS = ("objectId", "magpsf", "peakmag")
+MIN_SOURCE_ALERTS = 2
 
 
 def _safe_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -106,43 +117,65 @@ def multiclass_metrics(labels, probabilities, class_names=None) -> dict[str, flo
 
 
 def source_policy_flags(candidates: pd.DataFrame, scores) -> pd.DataFrame:
-    """One row per source: truth, ``peakmag`` and whether each policy flags it.
+    """One row per source: truth, ``peakmag``, its source score, whether each policy flags it and when,
+    and whether BTSbot's exclusions keep it (``kept``).
 
     Parameters
     ----------
     candidates:
-        The test split's candidate table, with ``objectId``, ``magpsf``, ``peakmag`` and ``label``.
+        The test split's candidate table, with ``objectId``, ``magpsf``, ``peakmag`` and ``label``
+        (``jd`` gives the time order and the delays; without it the table's order is used).
     scores:
         Score of class 1 per alert, row-aligned with ``candidates``.
     """
     missing = [c for c in (*POLICY_COLUMNS, "label") if c not in candidates.columns]
     if missing:
         raise KeyError(f"source-level policies need columns {missing} in the candidate table")
+    time = (
+        candidates["jd"].to_numpy(dtype=float)
+        if "jd" in candidates.columns
+        else np.arange(len(candidates), dtype=float)
+    )
     frame = pd.DataFrame(
         {
             "objectId": candidates["objectId"].to_numpy(),
+            "time": time,
             "magpsf": candidates["magpsf"].to_numpy(dtype=float),
             "peakmag": candidates["peakmag"].to_numpy(dtype=float),
             "label": candidates["label"].to_numpy().astype(int),
             "score": np.asarray(scores, dtype=float),
         }
-    )
+    ).sort_values(["objectId", "time"], kind="stable")
     frame["bts_hit"] = (frame["score"] >= THRESHOLD) & (frame["magpsf"] < 19.0)
     frame["prod_hit_19"] = (frame["score"] > PROD_THRESHOLD) & (frame["magpsf"] < 19.0)
     frame["prod_hit_185"] = (frame["score"] > PROD_THRESHOLD) & (frame["magpsf"] <= 18.5)
-    sources = frame.groupby("objectId", sort=True).agg(
+    frame["seen_185"] = frame["magpsf"] <= 18.5
+    by_source = frame.groupby("objectId", sort=True)
+    for column in ("bts_hit", "prod_hit_19", "prod_hit_185", "seen_185"):
+        frame[f"{column}_count"] = by_source[column].cumsum()
+    # Each policy fires at the first alert (in time) at which its condition holds.
+    fires = {
+        "bts_p1": frame["bts_hit_count"] >= 2,
+        "bts_p2": (frame["bts_hit_count"] >= 2) & (frame["seen_185_count"] >= 1),
+        "prod_p1": frame["prod_hit_19_count"] >= 1,
+        "prod_p2": frame["prod_hit_185_count"] >= 1,
+    }
+    sources = by_source.agg(
         label=("label", "max"),
         peakmag=("peakmag", "min"),
         brightest=("magpsf", "min"),
-        bts_hits=("bts_hit", "sum"),
-        prod_hits_19=("prod_hit_19", "sum"),
-        prod_hits_185=("prod_hit_185", "sum"),
+        n_alerts=("score", "size"),
+        first_time=("time", "min"),
+        source_score=("score", lambda s: np.sort(s.to_numpy())[-2] if len(s) > 1 else s.iloc[0]),
     )
-    sources["bts_p1"] = sources["bts_hits"] >= 2
-    sources["bts_p2"] = sources["bts_p1"] & (sources["brightest"] <= 18.5)
-    sources["prod_p1"] = sources["prod_hits_19"] >= 1
-    sources["prod_p2"] = sources["prod_hits_185"] >= 1
-    return sources[["label", "peakmag", *POLICIES]].reset_index()
+    for policy, condition in fires.items():
+        first_fire = frame.loc[condition].groupby("objectId")["time"].min()
+        sources[policy] = sources.index.isin(first_fire.index)
+        sources[f"{policy}_time"] = first_fire.reindex(sources.index)
+    sources["kept"] = (sources["n_alerts"] >= MIN_SOURCE_ALERTS) & ~(
+        (sources["label"] == 1) & (sources["brightest"] > 18.5)
+    )
+    return sources.reset_index()
 
 
 def _completeness_purity(truth: np.ndarray, flagged: np.ndarray) -> tuple[float, float]:
@@ -153,16 +186,33 @@ def _completeness_purity(truth: np.ndarray, flagged: np.ndarray) -> tuple[float,
     return completeness, purity
 
 
-def policy_metrics(candidates: pd.DataFrame, scores, bin_edges=PEAKMAG_BIN_EDGES) -> dict[str, float]:
-    """Source-level completeness, purity and F1 per policy, overall and in bins of peak magnitude.
+def _safe_average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    return float(skm.average_precision_score(labels, scores)) if len(np.unique(labels)) == 2 else float("nan")
 
-    Metric names: ``<policy>_completeness``, ``<policy>_purity``, ``<policy>_f1``, and
-    ``<policy>_completeness_<lo>-<hi>`` / ``<policy>_purity_<lo>-<hi>`` per ``peakmag`` bin
-    (``lo <= peakmag < hi``). Undefined values (no true or no flagged source) are NaN.
+
+def policy_metrics(
+    candidates: pd.DataFrame, scores, bin_edges=PEAKMAG_BIN_EDGES, exclusions: bool = True
+) -> dict[str, float]:
+    """Source-level ranking, and completeness, purity, F1 and delay per policy, overall and in bins of
+    peak magnitude, over the sources BTSbot's exclusions keep (see the module docstring).
+
+    Metric names: ``source_roc_auc``, ``source_average_precision``, ``sources_kept``,
+    ``sources_excluded``, ``positive_sources``; ``<policy>_completeness``, ``<policy>_purity``,
+    ``<policy>_f1``, ``<policy>_delay_days``, and ``<policy>_completeness_<lo>-<hi>`` /
+    ``<policy>_purity_<lo>-<hi>`` per ``peakmag`` bin (``lo <= peakmag < hi``). Undefined values (no
+    true or no flagged source) are NaN. ``exclusions=False`` keeps every source.
     """
-    sources = source_policy_flags(candidates, scores)
+    all_sources = source_policy_flags(candidates, scores)
+    sources = all_sources[all_sources["kept"]] if exclusions else all_sources
     truth = sources["label"].to_numpy() == 1
-    result: dict[str, float] = {}
+    result: dict[str, float] = {
+        "source_roc_auc": _safe_auc(truth.astype(int), sources["source_score"].to_numpy()),
+        "source_average_precision": _safe_average_precision(truth.astype(int), sources["source_score"].to_numpy()),
+        "sources_kept": float(len(sources)),
+        "sources_excluded": float(len(all_sources) - len(sources)),
+        "positive_sources": float(truth.sum()),
+    }
+    peakmag = sources["peakmag"].to_numpy()
     for policy in POLICIES:
         flagged = sources[policy].to_numpy(dtype=bool)
         completeness, purity = _completeness_purity(truth, flagged)
@@ -170,8 +220,11 @@ def policy_metrics(candidates: pd.DataFrame, scores, bin_edges=PEAKMAG_BIN_EDGES
         result[f"{policy}_purity"] = purity
         both = completeness + purity
         result[f"{policy}_f1"] = 2 * completeness * purity / both if both > 0 else float("nan")
+        saved = truth & flagged
+        delays = (sources[f"{policy}_time"] - sources["first_time"]).to_numpy()[saved]
+        result[f"{policy}_delay_days"] = float(np.median(delays)) if delays.size else float("nan")
         for low, high in zip(bin_edges[:-1], bin_edges[1:], strict=True):
-            in_bin = (sources["peakmag"].to_numpy() >= low) & (sources["peakmag"].to_numpy() < high)
+            in_bin = (peakmag >= low) & (peakmag < high)
             completeness, purity = _completeness_purity(truth[in_bin], flagged[in_bin])
             result[f"{policy}_completeness_{low:.2f}-{high:.2f}"] = completeness
             result[f"{policy}_purity_{low:.2f}-{high:.2f}"] = purity
