@@ -187,3 +187,67 @@ def test_stream_calibration_of_real_packets(real_folder):
     assert real["n_alerts"] == len(triplets) and 0 < real["negative_fraction"] < 1
     assert real["positive_centre_fraction_negative"] > 0.8
     assert real["n_on_star"] > 0 and 10 < real["star_magnr_quantiles"][3] < 20
+
+
+def test_realism_by_set_compares_each_set_with_the_sky_of_its_mix(monkeypatch, tmp_path):
+    from alertlib.sky import simulate
+
+    mixes, simulate_alert_arrays = [], simulate.simulate_alert_arrays
+
+    def simulate_recording(n_sources, seed, **options):
+        mixes.append(options["class_mix"])
+        return simulate_alert_arrays(n_sources, seed, **options)
+
+    real_triplets, real_table = simulate_alert_arrays(40, seed=12, class_mix="ztf-stream", progress=False)
+    noisy = real_triplets.copy()
+    noisy[..., 2] += np.random.default_rng(0).normal(0, 0.02, noisy[..., 2].shape).astype(np.float32)
+    real = {"same": real_triplets, "noisy": noisy}
+    monkeypatch.setattr(simulate, "simulate_alert_arrays", simulate_recording)
+    monkeypatch.setattr(realism, "read_real_triplets", lambda folders: (real[folders[0].name], real_table, []))
+    for name in real:
+        (tmp_path / name).mkdir()
+    sets = {
+        "same": realism.PacketSet(("same",), {"class_mix": "ztf-stream"}),
+        "noisy": realism.PacketSet(("noisy",), {"class_mix": "bts"}, development=False),
+        "absent": realism.PacketSet(("nowhere",), {"class_mix": "bts"}),
+    }
+    table = realism.realism_by_set(sets, n_sources=40, seed=3, n_boot=100, folds=3, workers=1, shared_data=tmp_path)
+    assert table["set"].tolist() == ["same", "noisy"]  # a set whose folders are absent is left out
+    assert mixes == ["ztf-stream", "bts"] and table["class_mix"].tolist() == mixes
+    same, different = table.iloc[0], table.iloc[1]
+    assert same["auc"] < 0.8 and different["auc"] > 0.9
+    assert (table["auc_low"] <= table["auc"]).all() and (table["auc"] <= table["auc_high"]).all()
+    assert table["development"].tolist() == [True, False]
+    assert (table["n_real_alerts"] == len(real_table)).all() and (table["n_real"] <= table["n_sim_alerts"]).all()
+    assert (table["n_real_groups"] == realism.real_groups(real_table).max() + 1).all()
+    with pytest.raises(FileNotFoundError, match="none of the packet sets"):
+        realism.realism_by_set({"absent": sets["absent"]}, shared_data=tmp_path)
+
+
+def test_real_groups_by_exposure_or_by_quadrant_image():
+    import pandas as pd
+
+    table = pd.DataFrame({"objectId": ["a", "b", "c", "c"], "jd": [1.0, 1.0, 1.0, 2.0], "pid": [10, 11, 11, 20]})
+    assert len(set(realism.real_groups(table, "exposure"))) == 1  # one exposure holds them all
+    quadrant = realism.real_groups(table, "quadrant")
+    assert quadrant[0] != quadrant[1] == quadrant[2] == quadrant[3]  # c links image 11 and image 20
+    with pytest.raises(ValueError, match="group_by"):
+        realism.real_groups(table, "night")
+
+
+def test_statistics_critic_alone_trains_no_cnn(simulated_with_sources, monkeypatch):
+    simulated, table = simulated_with_sources
+    monkeypatch.setattr(realism, "_cnn_scores", lambda *a, **k: pytest.fail("the CNN critic was trained"))
+    half = len(simulated) // 2
+    result = realism.two_sample_test(simulated[:half], simulated[half:], folds=3, n_boot=50, critics=("features",))
+    assert result["critic"] == "features" and "auc_cnn" not in result
+    with pytest.raises(ValueError, match="critics"):
+        realism.two_sample_test(simulated[:half], simulated[half:], critics=("eyes",))
+
+
+@pytest.mark.realdata
+def test_the_packet_sets_name_the_held_out_evaluation_folders_as_not_for_calibration(shared_data):
+    held_out = {"alert-packets/fink-ztf-crossmatched", "bts-real-sample"}
+    for name, packet_set in realism.PACKET_SETS.items():
+        assert all((shared_data / folder).is_dir() for folder in packet_set.folders), name
+        assert packet_set.development == (not held_out & set(packet_set.folders)), name

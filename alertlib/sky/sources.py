@@ -28,12 +28,32 @@ from alertlib.sky.calibration import (
 from alertlib.sky.distributions import lognormal, power_law, power_law_magnitudes
 from alertlib.sky.field import field_extinction, field_star_density, galactic_coordinates
 
-# Source mixes: "bts" for the study (a BTS-like candidate stream, rich in extragalactic transients);
-# "ztf-stream" like the unfiltered ZTF alert stream (mostly variable stars), for realism checks
-# against random public packets (82% of those match a Pan-STARRS star within 1.5 arcsec).
+
+def _mix(**counts: float) -> tuple[float, ...]:
+    """Fractions of ``ALERT_CLASSES`` from counts (or shares) by class name; missing classes get none."""
+    total = sum(counts.values())
+    return tuple(counts.get(name, 0) / total for name in ALERT_CLASSES)
+
+
+_STREAM = {"sn": 0.08, "nuclear": 0.01, "agn": 0.04, "varstar": 0.75, "asteroid": 0.03, "bogus": 0.09}
+_EXPOSURE_BOGUS = 152 / 499  # ztf-one-exposure-2018: candidates with ZTF's rb < 0.5
+# Source mixes, in the order of ALERT_CLASSES:
+# - "bts" for the study (a BTS-like candidate stream, rich in extragalactic transients);
+# - "ztf-stream" like the unfiltered ZTF alert stream (mostly variable stars), for realism checks
+#   against random public packets (82% of those match a Pan-STARRS star within 1.5 arcsec);
+# - "ztf-exposure" like every candidate of one exposure: the stream's classes with the bogus share
+#   of the development set ztf-one-exposure-2018;
+# - "ztf-crossmatched" the labelled objects of the reporting set fink-ztf-crossmatched (class
+#   counts from alertlib.io.weaklabels.label_summary: 15 TNS transients, 44 variable stars, 1 AGN,
+#   8 known asteroids), for realism reports only.
 CLASS_MIXES = {
     "bts": (0.40, 0.05, 0.07, 0.15, 0.09, 0.24),
-    "ztf-stream": (0.08, 0.01, 0.04, 0.75, 0.03, 0.09),
+    "ztf-stream": tuple(_STREAM.values()),
+    "ztf-exposure": _mix(
+        **{k: (1 - _EXPOSURE_BOGUS) * v / (1 - _STREAM["bogus"]) for k, v in _STREAM.items() if k != "bogus"},
+        bogus=_EXPOSURE_BOGUS,
+    ),
+    "ztf-crossmatched": _mix(sn=15, agn=1, varstar=44, asteroid=8),
 }
 BOGUS_KINDS = ("dipole", "psf_mismatch", "cosmic_ray", "hot_pixel", "bad_column", "ghost")
 BOGUS_FRACTIONS = (0.28, 0.22, 0.18, 0.1, 0.1, 0.12)
