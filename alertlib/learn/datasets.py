@@ -35,6 +35,7 @@ because the paper used them.
 
 from __future__ import annotations
 
+import mmap
 import warnings
 from pathlib import Path
 
@@ -320,6 +321,37 @@ def fetch_galaxy_dataset(name: str, root: str | Path, train: bool = True) -> pd.
 
 
 # ---------------------------------------------------------------------------------------------
+# Memory-mapped releases
+# ---------------------------------------------------------------------------------------------
+
+# The pages of a memory-mapped file that a process has read count in its resident memory until the
+# kernel needs them back; dropping them after every this many bytes read keeps an epoch over a
+# release of any size within a bounded resident memory (the page cache keeps the file, not the process).
+MAPPED_PAGES_RELEASE_BYTES = 256 * 2**20
+
+
+def file_mapping(array) -> mmap.mmap | None:
+    """The file mapping under ``array`` (a ``np.memmap`` or a view of one), or None for an in-memory array."""
+    base = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    return base
+
+
+def release_mapped_pages(array) -> bool:
+    """Drop this process's resident pages of the file mapping under ``array``; values are unchanged.
+
+    The next read of a dropped page maps it again from the page cache (or the disk). Returns whether
+    ``array`` is memory-mapped (False: nothing to drop).
+    """
+    mapping = file_mapping(array)
+    if mapping is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return False
+    mapping.madvise(mmap.MADV_DONTNEED)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
 # PyTorch datasets
 # ---------------------------------------------------------------------------------------------
 
@@ -353,6 +385,10 @@ class TripletDataset(Dataset):
     The augmentation draws of an epoch are made at once in :meth:`set_epoch` (three small integer
     arrays); an item is then a few numpy views and one copy. Call ``set_epoch`` before creating the
     epoch's DataLoader iterator (with ``persistent_workers=True`` workers keep their old copy).
+
+    Over a memory-mapped release each process drops the pages it has read every
+    :data:`MAPPED_PAGES_RELEASE_BYTES` (:func:`release_mapped_pages`), so that its resident memory
+    stays bounded whatever the size of the release.
     """
 
     def __init__(
@@ -389,6 +425,8 @@ class TripletDataset(Dataset):
         self.augment = augment
         self.seed = seed
         self.normalisation = normalisation
+        self.memory_mapped = file_mapping(triplets) is not None
+        self.mapped_bytes_read = 0
         self.set_epoch(0)
 
     @classmethod
@@ -419,7 +457,16 @@ class TripletDataset(Dataset):
             if self.quarter_turns[index]:
                 triplet = np.rot90(triplet, int(self.quarter_turns[index]), axes=(0, 1))
         image = np.ascontiguousarray(np.moveaxis(triplet, -1, 0), dtype=np.float32)
+        self._count_mapped_read()
         return normalise_image(image, self.normalisation)
+
+    def _count_mapped_read(self) -> None:
+        if not self.memory_mapped:
+            return
+        self.mapped_bytes_read += self.triplets[0].nbytes
+        if self.mapped_bytes_read >= MAPPED_PAGES_RELEASE_BYTES:
+            self.mapped_bytes_read = 0
+            release_mapped_pages(self.triplets)
 
     def __getitem__(self, index: int):
         return torch.from_numpy(self.image(index)), torch.tensor(self.labels[index])
