@@ -1,5 +1,7 @@
 """Training with PyTorch Lightning: one LightningModule for every regimen, and a ``fit`` that sets it up.
 
+One concern: training a model with the study's recipe (its module, callbacks, samplers and loaders).
+
 Regimens (``objective``):
 
 ``binary``
@@ -27,6 +29,20 @@ Precision: bf16 autocast on a GPU, float32 on the CPU. Determinism: a seed fixes
 (:class:`EpochSampler`), augmentations (the datasets' ``set_epoch``) and initialisation; on the CPU
 Lightning runs with ``deterministic=True``, so a seed gives the same metrics.
 
+Data paths (``data_path``): ``"loader"`` feeds the model from a ``DataLoader`` over the dataset (CPU
+workers, item by item); ``"device"`` holds alert triplets in the training device's memory and makes
+each batch there (:mod:`alertlib.learn.devicedata`), bit for bit the loader's batch when stored in
+float32; ``"auto"`` takes the device path when the splits fit (:func:`alertlib.learn.devicedata.choose_data_path`).
+
+Several devices (``devices``, ``strategy``, e.g. ``2`` and ``"ddp"``): Lightning's data-parallel
+training, one process per device, with the same effective batch: each process takes
+``batch_size / world_size`` alerts of the same seeded order (:class:`EpochSampler` shards it by rank),
+gradients are averaged over the processes, batch-norm statistics are synchronised, and the epoch's
+losses are summed over all processes before they are recorded, so early stopping sees the losses of
+one process over the whole data. ``"ddp"`` suits a script or ``torchrun`` (large data: each process
+reads the memory map itself); in a notebook Lightning starts the processes by fork
+(``"ddp_notebook"``) and :func:`fit` brings the history back from them.
+
 Lightning is kept quiet (no logger, no model summary, no per-batch bars): one tqdm bar over epochs,
 with the losses as its postfix.
 """
@@ -46,7 +62,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from alertlib.core import progress
-from alertlib.core.errors import DataError
+from alertlib.core.errors import DataError, SettingError
+from alertlib.learn.devicedata import DataPathChoice, DeviceTriplets, choose_data_path
 
 # Lightning 2.6 warns about a torch deprecation inside its own code at import; not ours to fix.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
@@ -75,6 +92,9 @@ TRAINING_DEFAULTS = {
     "progress": True,
     "accelerator": "auto",
     "devices": "auto",
+    "strategy": "auto",  # Lightning's; with several devices "ddp" (see the module docstring)
+    "data_path": "loader",  # "auto", "device" or "loader" (see the module docstring)
+    "device_data_dtype": "auto",  # storage of the device path: float32 when it fits, else bfloat16
 }
 
 
@@ -121,12 +141,20 @@ class EpochSampler(Sampler):
 
     Lightning calls ``set_epoch`` on the sampler before each epoch, so data order and augmentations
     depend only on ``(seed, epoch)``.
+
+    With ``num_replicas`` training processes each takes every ``num_replicas``-th alert of the same
+    order, from its rank on (``DistributedSampler``'s sharding): batches of ``batch_size /
+    num_replicas`` per process then hold, over all processes, the alerts of one batch of a single
+    process. ``pad`` (training) repeats the first alerts of the order so that every process gets as
+    many and they step together; without it (validation) every alert is seen once.
     """
 
-    def __init__(self, dataset: Dataset, seed: int, shuffle: bool = True):
+    def __init__(self, dataset: Dataset, seed: int, shuffle: bool = True, num_replicas: int = 1, pad: bool = True):
         self.dataset = dataset
         self.seed = int(seed)
         self.shuffle = shuffle
+        self.num_replicas = int(num_replicas)
+        self.pad = pad
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -134,14 +162,55 @@ class EpochSampler(Sampler):
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(self.epoch)
 
-    def __len__(self) -> int:
+    def alert_count(self) -> int:
         return len(self.dataset)
 
+    def rank(self) -> int:
+        """This process's rank among ``num_replicas`` (0 for one process)."""
+        if self.num_replicas == 1:
+            return 0
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            raise RuntimeError(f"a sampler for {self.num_replicas} processes needs torch.distributed set up")
+        return torch.distributed.get_rank()
+
+    def order(self) -> np.ndarray:
+        """This process's alerts of the epoch, in order."""
+        n = self.alert_count()
+        order = np.random.default_rng([self.seed, self.epoch, 17]).permutation(n) if self.shuffle else np.arange(n)
+        if self.num_replicas == 1:
+            return order
+        if self.pad:
+            order = np.resize(order, -(-n // self.num_replicas) * self.num_replicas)  # repeats from the start
+        return order[self.rank() :: self.num_replicas]
+
+    def __len__(self) -> int:
+        n = self.alert_count()
+        if self.num_replicas == 1:
+            return n
+        return -(-n // self.num_replicas) if self.pad else len(range(self.rank(), n, self.num_replicas))
+
     def __iter__(self):
-        if not self.shuffle:
-            return iter(range(len(self.dataset)))
-        order = np.random.default_rng([self.seed, self.epoch, 17]).permutation(len(self.dataset))
-        return iter(order.tolist())
+        return iter(self.order().tolist())
+
+
+class EpochBatchSampler(EpochSampler):
+    """:class:`EpochSampler`'s order for a :class:`alertlib.learn.devicedata.DeviceTriplets`, whose items are
+    batches: the order goes to the dataset (on its device) once per epoch, and the sampler yields batch numbers."""
+
+    def alert_count(self) -> int:
+        return len(self.dataset.source)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self.dataset.set_epoch(self.epoch, self.order())
+
+    def __len__(self) -> int:
+        return -(-super().__len__() // self.dataset.batch_size)
+
+    def __iter__(self):
+        if self.dataset.epoch != self.epoch:
+            self.dataset.set_epoch(self.epoch, self.order())
+        return iter(range(len(self.dataset)))
 
 
 def make_loss(objective: str, pos_weight: float | None = None, class_weights=None, schema: str = "gz_decals_dr5"):
@@ -239,8 +308,7 @@ class TrainingModule(pl.LightningModule):
         # Lightning validates once the epoch's training batches are done: both sums are complete.
         if self.trainer.sanity_checking:
             return
-        total, n = self._sums["train"]
-        val_total, val_n = self._sums["val"]
+        total, n, val_total, val_n = self._epoch_sums()
         self.history.append(
             {
                 "epoch": int(self.current_epoch),
@@ -248,9 +316,17 @@ class TrainingModule(pl.LightningModule):
                 "val_loss": val_total / val_n if val_n else float("nan"),
                 "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]),
                 "train_time_s": self._train_time,
-                "train_samples": n,
+                "train_samples": int(n),
             }
         )
+
+    def _epoch_sums(self) -> tuple[float, float, float, float]:
+        """The epoch's loss sums and counts (training, validation), over all processes."""
+        sums = [*self._sums["train"], *self._sums["val"]]
+        if self.trainer.world_size > 1:
+            tensor = torch.tensor(sums, dtype=torch.float64, device=self.device)
+            sums = self.trainer.strategy.reduce(tensor, reduce_op="sum").tolist()
+        return tuple(sums)
 
     def configure_optimizers(self):
         settings = self.settings
@@ -329,6 +405,47 @@ class EpochProgress(pl.Callback):
             self.bar.close()
 
 
+class DevicePlacement(pl.Callback):
+    """Loads the device path's splits onto the training process's device when fitting starts."""
+
+    def __init__(self, datasets: list[DeviceTriplets]):
+        self.datasets = datasets
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        for dataset in self.datasets:
+            dataset.place(pl_module.device)
+
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "train_time_s", "train_samples")
+_HISTORY_KEY, _STOPPING_KEY = "alertlib/history", "alertlib/stopping"
+
+
+class FitRecord(pl.Callback):
+    """Puts the history and the early-stopping outcome in ``trainer.callback_metrics`` when fitting ends.
+
+    Those tensors are what Lightning's spawn and fork launchers send back to the main process (with
+    the weights), so that :func:`fit` can return them when other processes did the training.
+    """
+
+    def __init__(self, stopping: RelativeEarlyStopping):
+        self.stopping = stopping
+
+    def on_fit_end(self, trainer, pl_module: TrainingModule) -> None:
+        rows = [[float(row[c]) for c in HISTORY_COLUMNS] for row in pl_module.history]
+        history = torch.tensor(rows, dtype=torch.float64).reshape(-1, len(HISTORY_COLUMNS))
+        stopped = -1 if self.stopping.stopped_epoch is None else self.stopping.stopped_epoch
+        outcome = torch.tensor([self.stopping.best, self.stopping.best_epoch, stopped], dtype=torch.float64)
+        trainer.callback_metrics.update({_HISTORY_KEY: history, _STOPPING_KEY: outcome})
+
+
+def recorded_outcome(trainer: pl.Trainer) -> tuple[pd.DataFrame, float, int, int | None]:
+    """History, best validation loss, best epoch and stopped epoch that :class:`FitRecord` recorded."""
+    history = pd.DataFrame(trainer.callback_metrics[_HISTORY_KEY].numpy(), columns=list(HISTORY_COLUMNS))
+    history = history.astype({"epoch": int, "train_samples": int})
+    best, best_epoch, stopped = trainer.callback_metrics[_STOPPING_KEY].tolist()
+    return history, best, int(best_epoch), None if stopped < 0 else int(stopped)
+
+
 @dataclass
 class FitResult:
     """What :func:`fit` returns: the trained model (best epoch's weights), curves and timings."""
@@ -342,14 +459,74 @@ class FitResult:
     settings: dict
 
 
-def _loader(dataset: Dataset, settings: dict, seed: int, shuffle: bool) -> DataLoader:
-    return DataLoader(
-        dataset,
-        batch_size=settings["batch_size"],
-        sampler=EpochSampler(dataset, seed, shuffle=shuffle),
-        num_workers=settings["num_workers"],
-        pin_memory=torch.cuda.is_available(),
-        persistent_workers=False,
+def _whole_batch(batch):
+    return batch  # DeviceTriplets' items are batches already
+
+
+def training_loaders(
+    train_dataset: Dataset, val_dataset: Dataset, settings: dict, seed: int, trainer: pl.Trainer
+) -> tuple[DataLoader, DataLoader, DataPathChoice]:
+    """The training and validation loaders of the chosen data path, for each of the trainer's processes.
+
+    Each process takes ``batch_size / world_size`` alerts per batch (:class:`EpochSampler`), so the
+    effective batch is ``batch_size`` whatever the number of processes.
+    """
+    world_size = trainer.world_size
+    if settings["batch_size"] % world_size:
+        raise SettingError(f"batch_size {settings['batch_size']} does not split over {world_size} processes")
+    batch_size = settings["batch_size"] // world_size
+    datasets = [train_dataset, val_dataset]
+    device = trainer.strategy.root_device
+    launcher = getattr(trainer.strategy, "launcher", None)
+    # A forked launch (Lightning's interactive-compatible one) fails once CUDA is initialised, as
+    # querying the GPU's free memory would: "auto" takes the loader path there.
+    forked = launcher is not None and launcher.is_interactive_compatible and device.type == "cuda"
+    choice = choose_data_path(
+        settings["data_path"], datasets, device, settings["device_data_dtype"], budget=0 if forked else None
+    )
+    if choice.path == "device":
+        resident = [DeviceTriplets(dataset, batch_size, choice.dtype) for dataset in datasets]
+        trainer.callbacks.append(DevicePlacement(resident))
+        loaders = [
+            DataLoader(
+                dataset,
+                batch_size=None,
+                sampler=EpochBatchSampler(dataset, seed, shuffle=shuffle, num_replicas=world_size, pad=shuffle),
+                collate_fn=_whole_batch,
+            )
+            for dataset, shuffle in zip(resident, (True, False), strict=True)
+        ]
+        return loaders[0], loaders[1], choice
+    loaders = [
+        DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=EpochSampler(dataset, seed, shuffle=shuffle, num_replicas=world_size, pad=shuffle),
+            num_workers=settings["num_workers"],
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=False,
+        )
+        for dataset, shuffle in zip(datasets, (True, False), strict=True)
+    ]
+    return loaders[0], loaders[1], choice
+
+
+def _trainer(settings: dict, on_gpu: bool, callbacks: list) -> pl.Trainer:
+    return pl.Trainer(
+        max_epochs=settings["epochs"],
+        accelerator=settings["accelerator"],
+        devices=settings["devices"],
+        strategy=settings["strategy"],
+        sync_batchnorm=True,  # acts only with several processes: batch statistics over the effective batch
+        use_distributed_sampler=False,  # EpochSampler shards the seeded order itself
+        precision="bf16-mixed" if on_gpu else "32-true",
+        deterministic=not on_gpu,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
     )
 
 
@@ -361,6 +538,7 @@ def fit(
     config: dict,
     loss: nn.Module | None = None,
     description: str = "training",
+    callbacks: list | tuple = (),
 ) -> FitResult:
     """Train ``model`` with the authors' recipe and return it with its curves.
 
@@ -376,6 +554,10 @@ def fit(
         Keys of :data:`TRAINING_DEFAULTS` (others are ignored) and ``seed``.
     loss:
         The loss module; default :func:`make_loss` without weights.
+    callbacks:
+        More Lightning callbacks (e.g. a benchmark's profiler).
+
+    The returned ``settings`` say which data path was taken (``data_path``, ``device_data_dtype``).
     """
     quiet_lightning()
     settings = training_settings(config)
@@ -385,37 +567,26 @@ def fit(
     on_gpu = torch.cuda.is_available() and settings["accelerator"] in ("auto", "gpu", "cuda")
     if settings["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
-    train_loader = _loader(train_dataset, settings, seed, shuffle=True)
-    val_loader = _loader(val_dataset, settings, seed, shuffle=False)
-    module = TrainingModule(model, loss or make_loss(objective), objective, settings, len(train_loader))
     stopping = RelativeEarlyStopping(settings["patience"], settings["min_rel_improvement"])
-    callbacks = [stopping]
+    all_callbacks = [stopping, FitRecord(stopping), *callbacks]
     if settings["progress"]:
-        callbacks.append(EpochProgress(settings["epochs"], description))
-    trainer = pl.Trainer(
-        max_epochs=settings["epochs"],
-        accelerator=settings["accelerator"],
-        devices=settings["devices"],
-        precision="bf16-mixed" if on_gpu else "32-true",
-        deterministic=not on_gpu,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=callbacks,
-    )
+        all_callbacks.append(EpochProgress(settings["epochs"], description))
+    trainer = _trainer(settings, on_gpu, all_callbacks)
+    train_loader, val_loader, choice = training_loaders(train_dataset, val_dataset, settings, seed, trainer)
+    settings.update(data_path=choice.path, device_data_dtype=choice.dtype)
+    module = TrainingModule(model, loss or make_loss(objective), objective, settings, len(train_loader))
     start = time.perf_counter()
     with warnings.catch_warnings():
         quiet_lightning()
         trainer.fit(module, train_loader, val_loader)
     wall_time = time.perf_counter() - start
+    history, best_val_loss, best_epoch, stopped_epoch = recorded_outcome(trainer)
     return FitResult(
         model=module.model,
-        history=pd.DataFrame(module.history),
-        best_epoch=stopping.best_epoch,
-        best_val_loss=stopping.best,
-        stopped_epoch=stopping.stopped_epoch,
+        history=history,
+        best_epoch=best_epoch,
+        best_val_loss=best_val_loss,
+        stopped_epoch=stopped_epoch,
         wall_time_s=wall_time,
         settings=settings,
     )
