@@ -256,7 +256,8 @@ class DeviceTriplets(Dataset):
         images = torch.empty(shape, dtype=DEVICE_DTYPES[self.dtype], device=device)
         chunk = max(1, LOAD_CHUNK_BYTES // max(1, triplets[:1].nbytes))
         for start in range(0, len(source), chunk):
-            block = np.ascontiguousarray(triplets[start : start + chunk][:, rows, columns], dtype=np.float32)
+            # A copy (np.array): a float32 memory map would otherwise lend torch its read-only pages.
+            block = np.array(triplets[start : start + chunk][:, rows, columns], dtype=np.float32, order="C")
             images[start : start + chunk].copy_(torch.from_numpy(block).to(device).permute(0, 3, 1, 2))
             release_mapped_pages(triplets)
         self.device, self.images = device, images
