@@ -284,7 +284,9 @@ class TrainingModule(pl.LightningModule):
         return loss, len(images)
 
     def _accumulate(self, stage: str, loss: torch.Tensor, n: int) -> None:
-        self._sums[stage][0] += float(loss.detach()) * n
+        # A float64 sum kept on the device (the same arithmetic as Python floats): reading the loss
+        # every batch would make the host wait for the GPU at each step.
+        self._sums[stage][0] = self._sums[stage][0] + loss.detach().double() * n
         self._sums[stage][1] += n
 
     def training_step(self, batch, batch_index):
@@ -302,6 +304,8 @@ class TrainingModule(pl.LightningModule):
         self._epoch_start = time.perf_counter()
 
     def on_validation_epoch_start(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # the epoch's training ends when the GPU's queue does
         self._train_time = time.perf_counter() - self._epoch_start
 
     def on_validation_epoch_end(self) -> None:
@@ -322,7 +326,7 @@ class TrainingModule(pl.LightningModule):
 
     def _epoch_sums(self) -> tuple[float, float, float, float]:
         """The epoch's loss sums and counts (training, validation), over all processes."""
-        sums = [*self._sums["train"], *self._sums["val"]]
+        sums = [float(value) for value in (*self._sums["train"], *self._sums["val"])]
         if self.trainer.world_size > 1:
             tensor = torch.tensor(sums, dtype=torch.float64, device=self.device)
             sums = self.trainer.strategy.reduce(tensor, reduce_op="sum").tolist()
