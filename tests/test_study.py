@@ -126,7 +126,8 @@ def test_simulated_sky_pretrain_then_finetune_learns(tmp_path, monkeypatch):
 def test_regenerated_data_under_the_same_path_is_a_new_run(tmp_path):
     import json
 
-    from alertlib.learn.finetune import begin_run, full_config
+    from alertlib.learn.finetune import full_config
+    from alertlib.learn.results import begin_run
 
     folder = tmp_path / "sky"
     folder.mkdir()

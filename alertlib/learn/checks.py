@@ -62,15 +62,26 @@ def constant_multiclass_loss(labels: np.ndarray, class_weights: np.ndarray) -> f
 
 
 def score_checks(scores: np.ndarray) -> dict[str, float]:
-    """Spread, piling-up and one-sidedness of validation scores (probabilities of the positive class)."""
+    """Spread, piling-up and one-sidedness of validation scores.
+
+    ``scores``: probabilities of the positive class (N,), or class probabilities (N, K) of a
+    multi-class model (spread: the mean over classes of each class probability's standard
+    deviation; piling-up: identical probability vectors; one-sided: a single predicted class).
+    """
     scores = np.asarray(scores, dtype=float)
     if scores.size == 0:
         return {"val_score_spread": np.nan, "val_identical_fraction": np.nan, "val_one_sided": np.nan}
-    _, counts = np.unique(np.round(scores, 6), return_counts=True)
-    one_sided = bool((scores >= THRESHOLD).all() or (scores < THRESHOLD).all())
+    rounded = np.round(scores, 6).reshape(len(scores), -1)
+    _, counts = np.unique(rounded, axis=0, return_counts=True)
+    if scores.ndim == 1:
+        spread = scores.std()
+        one_sided = bool((scores >= THRESHOLD).all() or (scores < THRESHOLD).all())
+    else:
+        spread = scores.std(axis=0).mean()
+        one_sided = len(np.unique(scores.argmax(axis=1))) == 1
     return {
-        "val_score_spread": float(scores.std()),
-        "val_identical_fraction": float(counts.max() / scores.size),
+        "val_score_spread": float(spread),
+        "val_identical_fraction": float(counts.max() / len(scores)),
         "val_one_sided": float(one_sided),
     }
 

@@ -13,6 +13,13 @@ The job writes into ``out_dir``:
 A finished job is skipped: when ``results.parquet`` exists with the same ``run_id`` (a hash of the
 config), it is read and returned. Every file is written atomically, results last.
 
+The steps, each a function: :func:`task_setup` (labels, objective, loss and the constant
+predictor's validation loss), :func:`train` (the model and :func:`alertlib.learn.training.fit`),
+:func:`evaluate` (test predictions and metrics), :func:`validation_gate` (the checks of
+:mod:`alertlib.learn.checks` on the validation split); :func:`fit_and_evaluate` runs them on splits
+in memory (the few-shot experiments call it directly), :func:`run_finetune` reads the data and
+writes the files.
+
 Config keys (a plain dict; defaults in :data:`FINETUNE_DEFAULTS` and
 :data:`alertlib.learn.training.TRAINING_DEFAULTS`):
 
@@ -35,13 +42,15 @@ Config keys (a plain dict; defaults in :data:`FINETUNE_DEFAULTS` and
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+from alertlib.core.errors import DataError, SettingError
+from alertlib.learn.results import NOT_IN_RUN_ID, begin_run, data_version
 
 FINETUNE_DEFAULTS = {
     "data": None,
@@ -61,8 +70,6 @@ FINETUNE_DEFAULTS = {
     "crop": None,
 }
 TASKS = ("bts", "multiclass")
-# Keys that do not change the result and so do not enter the run id.
-NOT_IN_RUN_ID = ("progress", "num_workers")
 
 
 def full_config(config: dict) -> dict:
@@ -71,95 +78,191 @@ def full_config(config: dict) -> dict:
 
     unknown = sorted(set(config) - set(FINETUNE_DEFAULTS) - set(TRAINING_DEFAULTS))
     if unknown:
-        raise KeyError(f"unknown fine-tuning config keys {unknown}; see alertlib.learn.finetune's docstring")
+        raise SettingError(f"unknown fine-tuning config keys {unknown}; see alertlib.learn.finetune's docstring")
     merged = {**FINETUNE_DEFAULTS, **TRAINING_DEFAULTS, **config}
     if merged["data"] is None:
-        raise ValueError("config['data'] must name a folder in the BTS release layout")
+        raise SettingError("config['data'] must name a folder in the BTS release layout")
     if merged["task"] not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, not {merged['task']!r}")
+        raise SettingError(f"task must be one of {TASKS}, not {merged['task']!r}")
     for key in ("data", "checkpoint", "weights_file"):
         if merged[key] is not None:
             merged[key] = str(Path(merged[key]).resolve())
     return merged
 
 
-def config_run_id(config: dict) -> str:
-    """The run id of a full config (settings that do not change results are left out)."""
-    from alertlib.learn.results import run_id
+@dataclass
+class TaskSetup:
+    """What a task makes of the splits: labels per split, classes, objective, loss, and the best
+    constant prediction's validation loss (the gate's reference)."""
 
-    return run_id({k: v for k, v in config.items() if k not in NOT_IN_RUN_ID})
-
-
-def data_version(folder: str | Path, version: str) -> str:
-    """``<folder name>:<version>:<hash>``, the hash over the three candidate tables and triplet sizes."""
-    folder = Path(folder)
-    digest = hashlib.sha256()
-    for split in ("train", "val", "test"):
-        digest.update((folder / f"{split}_cand_{version}.csv").read_bytes())
-        digest.update(str((folder / f"{split}_triplets_{version}.npy").stat().st_size).encode())
-    return f"{folder.name}:{version}:{digest.hexdigest()[:12]}"
+    labels: dict[str, np.ndarray]
+    class_names: list[str] | None
+    objective: str
+    num_outputs: int
+    loss: object
+    constant_val_loss: float
 
 
-def finished_results(out_dir: str | Path, run_id: str) -> pd.DataFrame | None:
-    """The results table in ``out_dir`` if it belongs to ``run_id``; None otherwise."""
-    path = Path(out_dir) / "results.parquet"
-    if not path.is_file():
-        return None
-    table = pd.read_parquet(path)
-    if len(table) and (table["run_id"] == run_id).all():
-        return table
-    return None
+@dataclass
+class Outcome:
+    """A fine-tuned model with its training history, test predictions and metric values."""
 
-
-def begin_run(config: dict, out_dir: str | Path, complete) -> tuple[dict, Path, str, pd.DataFrame | None]:
-    """Fill in a job's config (``complete``: its module's ``full_config``) and look for its finished results.
-
-    Returns the full config, the output folder, the run id, and the stored results table when this
-    run already finished there (the caller then returns it instead of running again), else None.
-    """
-    config = complete(config)
-    fingerprint = data_fingerprint(config)
-    if fingerprint is not None:
-        # The data's content is part of the run: a regenerated sky under the same path is new data.
-        config = {**config, "data_fingerprint": fingerprint}
-    out_dir = Path(out_dir)
-    run_id = config_run_id(config)
-    return config, out_dir, run_id, finished_results(out_dir, run_id)
-
-
-def data_fingerprint(config: dict) -> str | None:
-    """The content hash of a simulated data set a job reads (``data`` or ``catalog``), from its ``dataset.json``.
-
-    None for data without one (a real release, a Galaxy Zoo download, synthetic images): their
-    paths and versions identify them.
-    """
-    import json
-
-    for key in ("data", "catalog"):
-        if not config.get(key):
-            continue
-        path = Path(config[key])
-        metadata = (path if path.is_dir() else path.parent) / "dataset.json"
-        if metadata.is_file():
-            content = json.loads(metadata.read_text()).get("content_sha256")
-            if content:
-                return str(content)
-    return None
+    model: object
+    fit: object  # alertlib.learn.training.FitResult
+    predictions: pd.DataFrame
+    values: dict[str, float]
+    class_names: list[str] | None
 
 
 def _class_names(splits: dict, column: str) -> list[str]:
     for split in splits.values():
         if column not in split.candidates.columns:
-            raise KeyError(f"multiclass task needs column {column!r} in the candidate tables of {split.path}")
+            raise DataError(f"multiclass task needs column {column!r} in the candidate tables of {split.path}")
     values = pd.concat([s.candidates[column] for s in splits.values()]).astype(str)
     return sorted(values.unique())
 
 
-def _labels(split, config: dict, class_names: list[str] | None):
+def _labels(split, config: dict, class_names: list[str] | None) -> np.ndarray:
     if config["task"] == "bts":
         return split.candidates["label"].to_numpy().astype(int)
     index = {name: i for i, name in enumerate(class_names)}
     return split.candidates[config["label_column"]].astype(str).map(index).to_numpy()
+
+
+def task_setup(config: dict, splits: dict) -> TaskSetup:
+    """Labels, objective and loss of the configured task (weights from the training split)."""
+    from alertlib.learn.checks import constant_binary_loss, constant_multiclass_loss
+    from alertlib.learn.training import balanced_class_weights, binary_pos_weight, make_loss
+
+    class_names = _class_names(splits, config["label_column"]) if config["task"] == "multiclass" else None
+    labels = {name: _labels(split, config, class_names) for name, split in splits.items()}
+    if config["task"] == "bts":
+        pos_weight = binary_pos_weight(labels["train"])
+        loss = make_loss("binary", pos_weight=pos_weight)
+        constant = constant_binary_loss(labels["val"], pos_weight)
+        return TaskSetup(labels, None, "binary", 1, loss, constant)
+    weights = balanced_class_weights(labels["train"], len(class_names))
+    loss = make_loss("multiclass", class_weights=weights)
+    constant = constant_multiclass_loss(labels["val"], weights)
+    return TaskSetup(labels, class_names, "multiclass", len(class_names), loss, constant)
+
+
+def _dataset(config: dict, split, labels, augment: bool):
+    from alertlib.learn.datasets import TripletDataset
+
+    return TripletDataset(
+        split.triplets,
+        labels,
+        augment=augment,
+        seed=config["seed"],
+        normalisation=config["normalisation"],
+        crop=config["crop"],
+    )
+
+
+def train(config: dict, splits: dict, setup: TaskSetup):
+    """Create the model of the config (seeded) and fine-tune it; returns (model, FitResult)."""
+    from lightning.pytorch import seed_everything
+
+    from alertlib.learn.models import create_model
+    from alertlib.learn.training import fit
+
+    seed_everything(config["seed"], verbose=False)
+    model = create_model(
+        config["arch"],
+        config["init"],
+        num_outputs=setup.num_outputs,
+        input_size=config["input_size"] or config["crop"],
+        weights_file=config["weights_file"],
+        checkpoint=config["checkpoint"],
+    )
+    result = fit(
+        model,
+        _dataset(config, splits["train"], setup.labels["train"], config["augment"]),
+        _dataset(config, splits["val"], setup.labels["val"], False),
+        setup.objective,
+        config,
+        loss=setup.loss,
+        description=f"finetune {config['arch']}/{config['init']}",
+    )
+    return model, result
+
+
+def _probabilities(model, dataset, objective: str) -> np.ndarray:
+    """Scores of class 1 (N,) for a binary model, class probabilities (N, K) for a multi-class one."""
+    import torch
+
+    from alertlib.learn.training import predict_logits
+
+    logits = torch.from_numpy(predict_logits(model, dataset))
+    if objective == "binary":
+        return torch.sigmoid(logits[:, 0]).numpy()
+    return torch.softmax(logits, dim=1).numpy()
+
+
+def evaluate(model, config: dict, split, labels: np.ndarray, setup: TaskSetup) -> tuple[pd.DataFrame, dict]:
+    """Predictions on one split (usually test) and its metrics (alert level; source level for BTS)."""
+    from alertlib.learn import metrics
+
+    scores = _probabilities(model, _dataset(config, split, labels, False), setup.objective)
+    candidates = split.candidates
+    predictions = pd.DataFrame(
+        {"objectId": candidates["objectId"].to_numpy(), "candid": candidates["candid"].to_numpy(), "label": labels}
+    )
+    if setup.objective == "binary":
+        predictions["score"] = scores
+        values = metrics.binary_metrics(labels, scores)
+        if metrics.has_policy_columns(candidates):
+            values.update(metrics.policy_metrics(candidates.assign(label=labels), scores))
+        return predictions, values
+    predictions["score"] = scores.max(axis=1)
+    predictions["predicted"] = scores.argmax(axis=1)
+    for index, name in enumerate(setup.class_names):
+        predictions[f"prob_{name}"] = scores[:, index]
+    return predictions, metrics.multiclass_metrics(labels, scores, setup.class_names)
+
+
+def validation_gate(model, config: dict, splits: dict, setup: TaskSetup, best_val_loss: float) -> dict[str, float]:
+    """The checks of :mod:`alertlib.learn.checks` on the validation split: did the run learn?"""
+    import torch
+
+    from alertlib.learn import checks
+
+    dataset = _dataset(config, splits["val"], setup.labels["val"], False)
+    scores = _probabilities(model, dataset, setup.objective)
+    values = checks.score_checks(scores)
+    values.update(checks.gate(best_val_loss, setup.constant_val_loss, values))
+    images = torch.stack([dataset[i][0] for i in range(len(dataset))]) if len(dataset) else torch.zeros(0)
+    values["dead_unit_fraction"] = checks.dead_unit_fraction(model, images) if len(dataset) else np.nan
+    return values
+
+
+def fit_and_evaluate(config: dict, splits: dict, gate: bool = True) -> Outcome:
+    """Fine-tune on ``splits["train"]`` (selecting on ``splits["val"]``) and evaluate on ``splits["test"]``.
+
+    ``splits`` are :class:`alertlib.io.release.Split` objects (in memory or memory-mapped);
+    ``config`` is a full config (:func:`full_config`). ``gate=False`` skips the validation gate
+    (e.g. when the validation split is the training split, as in few-shot runs).
+    """
+    setup = task_setup(config, splits)
+    model, result = train(config, splits, setup)
+    predictions, values = evaluate(result.model, config, splits["test"], setup.labels["test"], setup)
+    if gate:
+        values.update(validation_gate(result.model, config, splits, setup, result.best_val_loss))
+    history = result.history
+    train_time = float(history["train_time_s"].sum()) if len(history) else float("nan")
+    values.update(
+        {
+            "best_val_loss": result.best_val_loss,
+            "best_epoch": result.best_epoch,
+            "epochs_trained": len(history),
+            "train_alerts": len(setup.labels["train"]),
+            "test_alerts": len(setup.labels["test"]),
+            "train_alerts_per_s": float(history["train_samples"].sum()) / train_time if train_time > 0 else np.nan,
+            "learning_rate": result.settings["lr"],  # the rate used (config lr None: by initialisation)
+        }
+    )
+    return Outcome(result.model, result, predictions, values, setup.class_names)
 
 
 def save_model(path: Path, model, config: dict, extra: dict) -> None:
@@ -192,161 +295,27 @@ def run_finetune(config: dict, out_dir: str | Path) -> pd.DataFrame:
     if done is not None:
         return done
 
-    import numpy as np
-    import torch
-
     from alertlib.core.files import write_table
-    from alertlib.core.provenance import seed_everything
-    from alertlib.learn import metrics
-    from alertlib.learn.datasets import TripletDataset, load_bts
-    from alertlib.learn.models import create_model
+    from alertlib.learn.datasets import load_bts
     from alertlib.learn.results import result_rows, save_results
-    from alertlib.learn.training import balanced_class_weights, binary_pos_weight, fit, make_loss, predict_logits
 
     start = time.perf_counter()
     splits = load_bts(config["data"], config["version"], config["n_max"], config["train_fraction"], config["seed"])
-    version = splits["test"].version
-    class_names = _class_names(splits, config["label_column"]) if config["task"] == "multiclass" else None
-    labels = {name: _labels(split, config, class_names) for name, split in splits.items()}
-    if config["task"] == "bts":
-        objective, num_outputs = "binary", 1
-        loss = make_loss("binary", pos_weight=binary_pos_weight(labels["train"]))
-    else:
-        objective, num_outputs = "multiclass", len(class_names)
-        loss = make_loss("multiclass", class_weights=balanced_class_weights(labels["train"], num_outputs))
-
-    def dataset(name: str, augment: bool) -> TripletDataset:
-        return TripletDataset(
-            splits[name].triplets,
-            labels[name],
-            augment=augment,
-            seed=config["seed"],
-            normalisation=config["normalisation"],
-            crop=config["crop"],
-        )
-
-    seed_everything(config["seed"])
-    model = create_model(
-        config["arch"],
-        config["init"],
-        num_outputs=num_outputs,
-        input_size=config["input_size"] or config["crop"],
-        weights_file=config["weights_file"],
-        checkpoint=config["checkpoint"],
-    )
-    result = fit(
-        model,
-        dataset("train", config["augment"]),
-        dataset("val", False),
-        objective,
-        config,
-        loss=loss,
-        description=f"finetune {config['arch']}/{config['init']}",
-    )
-    logits = predict_logits(result.model, dataset("test", False))
-    test = splits["test"].candidates
-    predictions = pd.DataFrame(
-        {"objectId": test["objectId"].to_numpy(), "candid": test["candid"].to_numpy(), "label": labels["test"]}
-    )
-    if objective == "binary":
-        scores = torch.sigmoid(torch.from_numpy(logits[:, 0])).numpy()
-        predictions["score"] = scores
-        values = metrics.binary_metrics(labels["test"], scores)
-        if metrics.has_policy_columns(test):
-            values.update(metrics.policy_metrics(test.assign(label=labels["test"]), scores))
-    else:
-        probabilities = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
-        predictions["score"] = probabilities.max(axis=1)
-        predictions["predicted"] = probabilities.argmax(axis=1)
-        for index, name in enumerate(class_names):
-            predictions[f"prob_{name}"] = probabilities[:, index]
-        values = metrics.multiclass_metrics(labels["test"], probabilities, class_names)
-
-    history = result.history
-    train_time = float(history["train_time_s"].sum()) if len(history) else float("nan")
-    values.update(
-        {
-            "best_val_loss": result.best_val_loss,
-            "best_epoch": result.best_epoch,
-            "epochs_trained": len(history),
-            "train_alerts": len(labels["train"]),
-            "test_alerts": len(labels["test"]),
-            "train_alerts_per_s": float(history["train_samples"].sum()) / train_time if train_time > 0 else np.nan,
-        }
-    )
-    wall_time = time.perf_counter() - start
-    values["learning_rate"] = result.settings["lr"]  # the rate used (config lr None = by initialisation)
+    outcome = fit_and_evaluate(config, splits)
     recorded = {k: v for k, v in config.items() if k not in NOT_IN_RUN_ID}
-    table = result_rows(recorded, values, wall_time, model.weights_source, data_version(config["data"], version))
-    write_table(out_dir / "curves.csv", history)
-    write_table(out_dir / "predictions_test.parquet", predictions)
+    version = data_version(config["data"], splits["test"].version)
+    table = result_rows(recorded, outcome.values, time.perf_counter() - start, outcome.model.weights_source, version)
+    write_table(out_dir / "curves.csv", outcome.fit.history)
+    write_table(out_dir / "predictions_test.parquet", outcome.predictions)
     save_model(
         out_dir / "model.pt",
-        result.model,
+        outcome.model,
         config,
-        {"run_id": run_id, "class_names": class_names, "pretrain_provenance": model.pretrain_provenance},
+        {
+            "run_id": run_id,
+            "class_names": outcome.class_names,
+            "pretrain_provenance": outcome.model.pretrain_provenance,
+        },
     )
     save_results(out_dir / "results.parquet", table)
     return table
-
-
-# --- command line ---------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="folder in the BTS release layout")
-    parser.add_argument("--version", default=None, help="dataset version (default: the only one)")
-    parser.add_argument("--arch", default="btsbot_cnn", help="btsbot_cnn, braai_vgg, or any timm name")
-    parser.add_argument(
-        "--init",
-        default="scratch",
-        help="scratch | imagenet | galaxyzoo | synthetic | galaxy_sim | ... (with --checkpoint)",
-    )
-    parser.add_argument("--checkpoint", default=None, help="encoder checkpoint from `alertlib pretrain`")
-    parser.add_argument("--weights-file", default=None, help="local ImageNet/Zoobot weight file")
-    parser.add_argument("--task", default="bts", choices=TASKS)
-    parser.add_argument("--label-column", default="source_set", help="class column for --task multiclass")
-    parser.add_argument("--epochs", type=int, default=25)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=None, help="default: by initialisation (alertlib.learn.training)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-fraction", type=float, default=1.0)
-    parser.add_argument("--n-max", type=int, default=100, help="at most this many alerts per training source")
-    parser.add_argument("--input-size", type=int, default=None)
-    parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--config", default=None, help="a JSON file of config keys (command-line flags win)")
-    parser.add_argument("--out", required=True, help="output folder (results.parquet, model.pt, ...)")
-
-
-def config_from_args(args: argparse.Namespace) -> dict:
-    """The config dict of a parsed command line."""
-    config = json.loads(Path(args.config).read_text()) if args.config else {}
-    config.update(
-        data=args.data,
-        version=args.version,
-        arch=args.arch,
-        init=args.init,
-        checkpoint=args.checkpoint,
-        weights_file=args.weights_file,
-        task=args.task,
-        label_column=args.label_column,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        train_fraction=args.train_fraction,
-        n_max=args.n_max,
-        input_size=args.input_size,
-        channels_last=args.channels_last,
-        compile=args.compile,
-    )
-    return config
-
-
-def run(args: argparse.Namespace) -> int:
-    table = run_finetune(config_from_args(args), args.out)
-    headline = table[table["metric"].isin(["roc_auc", "balanced_accuracy", "f1", "macro_f1", "epochs_trained"])]
-    print(headline[["arch", "init", "metric", "value"]].to_string(index=False))
-    print(f"results: {Path(args.out) / 'results.parquet'}")
-    return 0

@@ -33,7 +33,6 @@ Config keys (a plain dict; defaults in :data:`PRETRAIN_DEFAULTS` and
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -173,21 +172,23 @@ def run_pretrain(config: dict, out_dir: str | Path) -> pd.DataFrame:
 
     See the module docstring for config keys and files. Skips a finished job.
     """
-    from alertlib.learn.finetune import begin_run
+    from alertlib.learn.results import begin_run
 
     config, out_dir, run_id, done = begin_run(config, out_dir, full_config)
     if done is not None:
         return done
 
+    from lightning.pytorch import seed_everything
+
     from alertlib.core.files import write_table
-    from alertlib.core.provenance import code_version, seed_everything
+    from alertlib.core.provenance import code_version
     from alertlib.learn.models import create_model, save_encoder_checkpoint
     from alertlib.learn.results import result_rows, save_results
     from alertlib.learn.training import fit
 
     start = time.perf_counter()
     train, val, objective, num_outputs, version, loss = _datasets(config)
-    seed_everything(config["seed"])
+    seed_everything(config["seed"], verbose=False)
     model = create_model(
         config["arch"],
         config["init"],
@@ -227,45 +228,3 @@ def run_pretrain(config: dict, out_dir: str | Path) -> pd.DataFrame:
     table["run_id"] = run_id  # the key of the config as given (the task name is derived from it)
     save_results(out_dir / "results.parquet", table)
     return table
-
-
-# --- command line ---------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", default="synthetic", choices=CORPORA)
-    parser.add_argument("--catalog", default=None, help="galaxy catalog file (galaxy) or GZ1 folder (gz1)")
-    parser.add_argument(
-        "--pretrain-init", default=None, help="init name the checkpoint stands for (default: by corpus)"
-    )
-    parser.add_argument("--arch", default="btsbot_cnn", help="btsbot_cnn, braai_vgg, or any timm name")
-    parser.add_argument("--epochs", type=int, default=25)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--image-size", type=int, default=63)
-    parser.add_argument("--n-classes", type=int, default=32, help="synthetic corpus: number of fractal systems")
-    parser.add_argument("--n-per-class", type=int, default=50, help="synthetic corpus: images per system and epoch")
-    parser.add_argument("--config", default=None, help="a JSON file of config keys (command-line flags win)")
-    parser.add_argument("--out", required=True, help="output folder (encoder.pt, results.parquet, curves.csv)")
-
-
-def run(args: argparse.Namespace) -> int:
-    config = json.loads(Path(args.config).read_text()) if args.config else {}
-    config.update(
-        corpus=args.corpus,
-        catalog=args.catalog,
-        pretrain_init=args.pretrain_init,
-        arch=args.arch,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        image_size=args.image_size,
-        n_classes=args.n_classes,
-        n_per_class=args.n_per_class,
-    )
-    table = run_pretrain(config, args.out)
-    print(table[["arch", "task", "metric", "value"]].to_string(index=False))
-    print(f"encoder checkpoint: {Path(args.out) / 'encoder.pt'}")
-    return 0

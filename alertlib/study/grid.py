@@ -129,6 +129,7 @@ def run_jobs(kind: str, configs: list[dict], root: str | Path, progress_bar: boo
     from tqdm.auto import tqdm
 
     from alertlib.learn import finetune, pretrain
+    from alertlib.learn.results import config_run_id
 
     module = pretrain if kind == "pretrain" else finetune
     run = pretrain.run_pretrain if kind == "pretrain" else finetune.run_finetune
@@ -136,7 +137,7 @@ def run_jobs(kind: str, configs: list[dict], root: str | Path, progress_bar: boo
     bar = tqdm(configs, desc=kind, unit="run", disable=not progress_bar)
     for index, config in enumerate(bar, start=1):
         full = module.full_config(config)
-        out_dir = job_dir(Path(root) / kind, full, finetune.config_run_id(full))
+        out_dir = job_dir(Path(root) / kind, full, config_run_id(full))
         label = job_label(full)
         bar.set_postfix_str(label)
         left = len(configs) - index + 1

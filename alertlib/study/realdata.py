@@ -38,7 +38,7 @@ def score_real_alerts(results: pd.DataFrame, release: str | Path, example: str |
     :func:`alertlib.learn.finetune.score_triplets`), and ``btsbot_score`` (the authors' production model)
     where the data carry it.
     """
-    from alertlib.learn.finetune import load_model, score_triplets
+    from alertlib.learn.inference import load_model, score_triplets
 
     runs = results.drop_duplicates("run_id")
     runs = runs[(runs["task"] == "bts") & (runs["train_fraction"] == 1.0)]
