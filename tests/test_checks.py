@@ -66,3 +66,44 @@ def test_dead_units_of_a_head_are_counted():
         model.head[0].weight.zero_()
         model.head[0].bias.copy_(torch.tensor([1.0, 1.0, -1.0, -1.0, -1.0, 1.0]))  # three units never fire
     assert dead_unit_fraction(model, torch.randn(50, 4)) == pytest.approx(0.5)
+
+
+def test_multiclass_score_checks():
+    rng = np.random.default_rng(1)
+    healthy = rng.dirichlet(np.ones(4), 100)
+    checks = score_checks(healthy)
+    assert checks["val_score_spread"] > 0.1 and checks["val_identical_fraction"] == 0.01 and not checks["val_one_sided"]
+    stuck = np.tile([0.7, 0.1, 0.1, 0.1], (100, 1))
+    checks = score_checks(stuck)
+    assert checks["val_score_spread"] < 1e-12 and checks["val_identical_fraction"] == 1.0 and checks["val_one_sided"]
+
+
+@pytest.mark.slow
+def test_the_custom_cnn_baseline_trains_with_a_live_head(tmp_path, monkeypatch):
+    """The BTSbot CNN on the ci sky: with its initialisation (He weights, zero biases) the head stays
+    alive and the run passes the gate; with PyTorch's default initialisation more of its units die."""
+    from alertlib.learn import models
+    from alertlib.learn.datasets import load_bts
+    from alertlib.learn.finetune import fit_and_evaluate, full_config
+    from alertlib.sky.simulate import cached_sky
+
+    monkeypatch.setenv("ALERTLIB_DATA", str(tmp_path))
+    sky = cached_sky("alerts", 160, 0, progress=False, max_alerts=8, n_max=100, class_mix="bts")
+    config = full_config(
+        {
+            "data": str(sky),
+            "arch": "btsbot_cnn",
+            "crop": 33,
+            "epochs": 6,
+            "warmup_epochs": 1,
+            "lr": 1e-3,
+            "progress": False,
+        }
+    )
+    splits = load_bts(config["data"], None, 100, 1.0, 0)
+    values = fit_and_evaluate(config, splits).values
+    assert values["gate_passed"] == 1.0, values
+    assert values["val_score_spread"] >= 0.01 and values["val_identical_fraction"] <= 0.2
+    monkeypatch.setattr(models, "relu_initialise", lambda module: module)
+    default = fit_and_evaluate(config, splits).values
+    assert default["dead_unit_fraction"] > values["dead_unit_fraction"]

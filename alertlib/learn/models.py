@@ -78,6 +78,27 @@ BTSBOT_CNN_CONFIG = {
 }
 
 
+def relu_initialise(module: nn.Module) -> nn.Module:
+    """Initialise the classic CNNs for ReLU networks on L2-normalised stamps: He (Kaiming) normal
+    weights scaled to each layer's fan-in, and zero biases.
+
+    PyTorch's default draws biases of the order of ``1 / sqrt(fan_in)``, about the size of the
+    activations that L2-normalised stamps (pixels of order 1/63) give the dense layers, and weights
+    that shrink the signal layer by layer: units start silent for every input and do not recover (a
+    dead head, the output then the sigmoid of the last bias). He weights keep the activations' scale
+    through the ReLU layers and zero biases keep every unit alive at the start. Chosen on the
+    validation loss of the ``ci`` sky among PyTorch's default, Glorot-uniform (Keras, as BTSbot and
+    braai were first trained) and He initialisations (``tests/test_checks.py`` trains a baseline
+    and checks that its head is alive).
+    """
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d | nn.Linear):
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+    return module
+
+
 class CheckpointError(ValueError):
     """An encoder checkpoint is missing, of another architecture, or from another pre-training."""
 
@@ -176,6 +197,7 @@ class BtsbotCNN(AlertClassifier):
         num_features = c2 * ((image_size // 2) // 4) ** 2
         self.config = config
         super().__init__(encoder, self._head(num_features, num_outputs, config), image_size, "btsbot_cnn", num_features)
+        relu_initialise(self)
 
     @staticmethod
     def _head(num_features: int, num_outputs: int, config: dict) -> nn.Sequential:
@@ -215,6 +237,7 @@ class BraaiVGG(AlertClassifier):
         )
         num_features = 32 * ((image_size // 2) // 4) ** 2
         super().__init__(encoder, self._head(num_features, num_outputs), image_size, "braai_vgg", num_features)
+        relu_initialise(self)
 
     @staticmethod
     def _head(num_features: int, num_outputs: int) -> nn.Sequential:
@@ -223,9 +246,9 @@ class BraaiVGG(AlertClassifier):
 
 def _new_head(arch: str, num_features: int, num_outputs: int) -> nn.Module:
     if arch == "btsbot_cnn":
-        return BtsbotCNN._head(num_features, num_outputs, BTSBOT_CNN_CONFIG)
+        return relu_initialise(BtsbotCNN._head(num_features, num_outputs, BTSBOT_CNN_CONFIG))
     if arch == "braai_vgg":
-        return BraaiVGG._head(num_features, num_outputs)
+        return relu_initialise(BraaiVGG._head(num_features, num_outputs))
     return AuthorsHead(num_features, num_outputs)
 
 
