@@ -1,8 +1,10 @@
 """The ``alertlib`` command line.
 
-Each subcommand lives in the module that owns its concern; that module provides
-``add_arguments(parser)`` and ``run(args) -> int``. Modules keep heavy imports inside ``run`` so that
-``alertlib --help`` stays fast. Offline mode is decided here, before any module is imported.
+Each subcommand is a module of this package with ``add_arguments(parser)`` and ``run(args) -> int``;
+it parses the command line and calls the library. Modules keep heavy imports inside ``run`` so that
+``alertlib --help`` stays fast. Offline mode is decided here, before any module is imported. A user
+error (:class:`alertlib.core.errors.UserError`, or a missing file) prints one line and exits with
+status 2; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from alertlib.core.errors import UserError
 
 # name -> (module, one-line help). Add a line here when a module gains a subcommand.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "info": ("alertlib.study.info", "versions, device, offline mode, real data and weight files found"),
-    "study": ("alertlib.study.pipeline", "run the numbered notebooks in order with papermill, for one profile"),
+    "info": ("alertlib.cli.info", "versions, device, offline mode, real data and weight files found"),
+    "study": ("alertlib.cli.study", "run the numbered notebooks in order with papermill, for one profile"),
     "simulate": (
         "alertlib.sky.simulate",
         "simulate Galaxy Zoo-like galaxies with votes, or ZTF-like alerts (BTS layout)",
@@ -26,14 +28,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "alertlib.sky.realism",
         "can a classifier tell simulated triplets from real ZTF ones? (two-sample AUC)",
     ),
-    "ingest": ("alertlib.io.ingest", "alert packets (ZTF, ATLAS, Rubin) to triplet datasets; --benchmark the decoder"),
+    "ingest": ("alertlib.cli.ingest", "alert packets (ZTF, ATLAS, Rubin) to triplet datasets; --benchmark the decoder"),
+    "labels": (
+        "alertlib.cli.labels",
+        "the real weak-labelled alert set: packets and BTS samples with cross-match labels",
+    ),
     "models": ("alertlib.cli.models", "parameters and multiply-adds per alert of every study architecture"),
     "benchmark": (
         "alertlib.cli.benchmark",
         "inference speed and memory per model, beside btsbot's, against the device limit",
     ),
-    "pretrain": ("alertlib.learn.pretrain", "pre-train an encoder on galaxies or the synthetic corpus"),
-    "finetune": ("alertlib.learn.finetune", "fine-tune one model on alert triplets and evaluate it"),
+    "pretrain": ("alertlib.cli.pretrain", "pre-train an encoder on galaxies or the synthetic corpus"),
+    "finetune": ("alertlib.cli.finetune", "fine-tune one model on alert triplets and evaluate it"),
 }
 
 

@@ -14,9 +14,6 @@ astropy reference decoder in one run and prints alerts per second for both and t
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
@@ -109,47 +106,3 @@ def benchmark(paths, repeats: int = 3, min_seconds: float = 1.0, min_alerts: int
         "passes": {"fast": results["fast"][2], "astropy": results["astropy"][2]},
         "cpu": cpu_model(),
     }
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", help="packet files or folders (searched recursively)")
-    parser.add_argument("--out", help="output folder: one dataset per survey and cutout size, plus skipped.csv")
-    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    parser.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
-    parser.add_argument("--version-tag", default=VERSION, help=f"dataset version in the file names (default {VERSION})")
-    parser.add_argument(
-        "--benchmark",
-        action="store_true",
-        help="time the fast decoder against the astropy reference on PATHS; print JSON; write nothing",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.benchmark:
-        print(json.dumps(benchmark(args.paths)))
-        return 0
-    if not args.out:
-        print("alertlib ingest: --out DIR is required (or use --benchmark)", file=sys.stderr)
-        return 2
-    from alertlib.io.packets import decode_packets, expand_paths
-
-    missing = [p for p in args.paths if not Path(p).exists()]
-    if missing:
-        print(f"alertlib ingest: no such file or folder: {', '.join(missing)}", file=sys.stderr)
-        return 2
-    if not expand_paths(args.paths):
-        print(f"alertlib ingest: no files under {', '.join(args.paths)}", file=sys.stderr)
-        return 2
-    decoded = decode_packets(args.paths, workers=args.workers, progress=not args.json)
-    write_datasets(decoded, args.out, args.version_tag)
-    summary = decoded.summary()
-    if args.json:
-        print(json.dumps(summary))
-        return 0
-    print(f"read {summary['read']} alerts from {summary['files']} files into {args.out}")
-    for name, count in summary["written"].items():
-        print(f"  written  {name:<14} {count}")
-    for reason, count in summary["skipped"].items():
-        print(f"  skipped  {reason:<14} {count}")
-    print(f"skipped alerts, with file and reason: {Path(args.out) / 'skipped.csv'}")
-    return 0

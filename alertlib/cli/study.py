@@ -1,0 +1,27 @@
+"""``alertlib study``: run the numbered notebooks in order with papermill, for one profile."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile", default="default", help="profile name (ci, workshop, default, full, paper, or yours)"
+    )
+    parser.add_argument("--profiles-file", default=None, help="a YAML file with extra profiles")
+    parser.add_argument("--runs-dir", default=None, help="where executed notebooks go (default runs/<profile>)")
+    parser.add_argument("--list", action="store_true", help="list the profiles and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    from alertlib.study.profiles import load_profiles
+    from alertlib.study.runner import run_study
+
+    if args.list:
+        for name, profile in load_profiles(args.profiles_file).items():
+            print(f"{name:10s} {profile.get('description', '')}")
+        return 0
+    run_study(args.profile, args.profiles_file, Path(args.runs_dir) if args.runs_dir else None)
+    return 0
