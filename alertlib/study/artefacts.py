@@ -47,6 +47,7 @@ ARTEFACT_FILES = {
     "predictions": "finetune/predictions.parquet",
     "finetune_curves": "finetune/curves.parquet",
     "finetune_notes": "finetune/notes.json",
+    "lr_choice": "finetune/lr_choice.parquet",
     "headline": "headline.csv",
     "realism": "realism.json",
     "real_scores": "real_scores.parquet",

@@ -118,6 +118,64 @@ def finetune_jobs(profile: dict, alerts_for, checkpoints: dict[tuple[str, str], 
     return jobs, notes
 
 
+def _rates_for(init: str, rates: dict) -> list[float]:
+    return list(rates["scratch"] if init == "scratch" else rates["pretrained"])
+
+
+def sweep_jobs(profile: dict, jobs: list[dict]) -> list[dict]:
+    """The learning-rate sweep of a profile (its ``finetune.lr_sweep`` block), or none.
+
+    For each (architecture, initialisation) of the sweep's grid task and training fraction 1, the
+    first seed's run is repeated at every candidate rate (``scratch:`` rates for models trained from
+    scratch, ``pretrained:`` rates for the others). Runs that set ``lr`` themselves are not swept.
+    :func:`choose_rates` then picks each pair's rate on the validation split.
+    """
+    sweep = profile["finetune"].get("lr_sweep")
+    if not sweep:
+        return []
+    task = sweep.get("task", "bts")
+    candidates = [j for j in jobs if j["task"] == task and float(j["train_fraction"]) == 1.0 and j.get("lr") is None]
+    if not candidates:
+        return []
+    first_seed = min(j["seed"] for j in candidates)
+    swept, seen = [], set()
+    for job in candidates:
+        key = (job["arch"], job["init"])
+        if job["seed"] != first_seed or key in seen:
+            continue
+        seen.add(key)
+        swept += [{**job, "lr": float(rate)} for rate in _rates_for(job["init"], sweep)]
+    return swept
+
+
+def choose_rates(sweep_results: pd.DataFrame) -> pd.DataFrame:
+    """The learning rate of each (arch, init): the lowest best validation loss among the sweep's runs
+    that passed the validation gate (among all of them when none did). One row per swept rate, with
+    ``chosen`` marking the pick; the choice never looks at the test split."""
+    wide = sweep_results.pivot_table(
+        index=["arch", "init", "run_id"], columns="metric", values="value", aggfunc="first"
+    ).reset_index()
+    wide["passed"] = wide.get("gate_passed", pd.Series(1.0, index=wide.index)).fillna(0) > 0
+    rows = []
+    for (_, _), group in wide.groupby(["arch", "init"], sort=False):
+        pool = group[group["passed"]] if group["passed"].any() else group
+        best = pool["best_val_loss"].idxmin()
+        rows.append(group.assign(chosen=group.index == best))
+    columns = ["arch", "init", "learning_rate", "best_val_loss", "passed", "chosen", "run_id"]
+    return pd.concat(rows)[columns].sort_values(["arch", "init", "learning_rate"]).reset_index(drop=True)
+
+
+def apply_rates(jobs: list[dict], choice: pd.DataFrame) -> list[dict]:
+    """Jobs with the chosen learning rate of their (arch, init) (those that set no ``lr`` themselves)."""
+    chosen = choice[choice["chosen"]].set_index(["arch", "init"])["learning_rate"].to_dict()
+    return [
+        {**job, "lr": float(chosen[(job["arch"], job["init"])])}
+        if job.get("lr") is None and (job["arch"], job["init"]) in chosen
+        else job
+        for job in jobs
+    ]
+
+
 def run_jobs(kind: str, configs: list[dict], root: str | Path, progress_bar: bool = True) -> pd.DataFrame:
     """Run pre-training (``kind="pretrain"``) or fine-tuning (``"finetune"``) jobs, skipping finished ones.
 

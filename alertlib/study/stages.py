@@ -194,21 +194,43 @@ def _finetune_inputs(profile: dict, data: StudyData, pretrain_results: pd.DataFr
     }
 
 
+def _finetune_grid(profile: dict, data: StudyData, checkpoints: dict, progress_bar: bool):
+    """Run the learning-rate sweep (if any), then every run of the grid at the chosen rates."""
+    jobs, notes = grid.finetune_jobs(profile, data.alerts_for, checkpoints)
+    root = artefacts.results_dir(profile)
+    sweep = grid.sweep_jobs(profile, jobs)
+    choice = pd.DataFrame(columns=["arch", "init", "learning_rate", "best_val_loss", "passed", "chosen", "run_id"])
+    tables = []
+    if sweep:
+        swept = grid.run_jobs("finetune", sweep, root, progress_bar=progress_bar)
+        choice = grid.choose_rates(swept)
+        jobs = grid.apply_rates(jobs, choice)
+        tables.append(swept)
+    main = grid.run_jobs("finetune", jobs, root, progress_bar=progress_bar)
+    results = pd.concat([*tables, main], ignore_index=True).drop_duplicates(["run_id", "metric"])
+    results["lr_selected"] = results["run_id"].isin(set(main["run_id"]))
+    return results.reset_index(drop=True), notes, choice
+
+
 def finetune(profile: dict, progress_bar: bool = True) -> tuple[pd.DataFrame, list[str]]:
     """Every fine-tuning run of the profile (notebook 02), with notes on the runs left out.
 
-    Reads the encoders of notebook 01; writes the ``finetune`` artefact: results, test predictions
-    and curves of every run of the grid, and the notes.
+    Reads the encoders of notebook 01. With a ``finetune.lr_sweep`` block, each (arch, init) is
+    first trained at every candidate learning rate on the first seed, the rate with the lowest
+    validation loss is kept (:func:`alertlib.study.grid.choose_rates`), and the other seeds run at it;
+    sweep runs that were not chosen stay in the table with ``lr_selected`` False. Writes the
+    ``finetune`` artefact: results, test predictions and curves of every run, the rate choice and the notes.
     """
     from alertlib.report.tables import load_per_run_tables
 
     data = load_data(profile)
     pretrain_results, _ = load_pretrain(profile)
-    jobs, notes = grid.finetune_jobs(profile, data.alerts_for, grid.checkpoints_of(pretrain_results))
-    results = grid.run_jobs("finetune", jobs, artefacts.results_dir(profile), progress_bar=progress_bar)
+    checkpoints = grid.checkpoints_of(pretrain_results)
+    results, notes, choice = _finetune_grid(profile, data, checkpoints, progress_bar)
     tables = {
         "predictions": _collect(results, "predictions_test.parquet", load_per_run_tables),
         "finetune_curves": _collect(results, "curves.csv", load_per_run_tables),
+        "lr_choice": choice,
         "finetune": results,
     }
     write_json(artefacts.artefact_path(profile, "finetune_notes"), notes)
@@ -225,12 +247,14 @@ def load_finetune(profile: dict) -> tuple[pd.DataFrame, list[str]]:
     return results, notes
 
 
-def load_finetune_tables(profile: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Test predictions and training curves of every fine-tuning run (the ``finetune`` artefact)."""
+def load_finetune_tables(profile: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Test predictions, training curves and the learning-rate choice of the fine-tuning runs (the
+    ``finetune`` artefact)."""
     load_finetune(profile)  # checks that the artefact is there and current
     return (
         pd.read_parquet(artefacts.artefact_path(profile, "predictions")),
         pd.read_parquet(artefacts.artefact_path(profile, "finetune_curves")),
+        pd.read_parquet(artefacts.artefact_path(profile, "lr_choice")),
     )
 
 
@@ -239,7 +263,11 @@ def _collect(results: pd.DataFrame, filename: str, reader) -> pd.DataFrame:
     if results.empty:
         return pd.DataFrame()
     frames = [reader(run_dir, filename) for run_dir in results["run_dir"].unique()]
-    return pd.concat(frames, ignore_index=True)
+    table = pd.concat(frames, ignore_index=True)
+    if "lr_selected" in results.columns:
+        selected = set(results.loc[results["lr_selected"], "run_id"])
+        table["lr_selected"] = table["run_id"].isin(selected)
+    return table
 
 
 def _write(profile: dict, tables: dict[str, pd.DataFrame], inputs: dict) -> None:
