@@ -155,3 +155,30 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
         running = max(running, min(1.0, (m - rank) * p[index]))
         adjusted[index] = running
     return adjusted
+
+
+def bootstrap_metric(
+    replicates: Sequence[pd.DataFrame],
+    metric: str = "roc_auc",
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> Interval:
+    """Percentile interval of one model's metric, averaged over replicates, resampling replicates and
+    then groups (objects) within each, as :func:`hierarchical_bootstrap` does for a difference.
+
+    Each replicate is a frame with ``label``, ``group`` and ``score``. The p-value is that of
+    'no better than chance' for ROC AUC (the share of draws at or below 0.5), NaN for other metrics.
+    """
+    score = METRICS[metric]
+    rng = np.random.default_rng(seed)
+    arrays = [(r["label"].to_numpy(), r["group"].to_numpy(), r["score"].to_numpy()) for r in replicates]
+    observed = float(np.nanmean([score(y, s, np.ones(len(y))) for y, _, s in arrays]))
+    draws = np.empty(n_boot)
+    for i in range(n_boot):
+        picked = rng.integers(0, len(arrays), len(arrays))
+        draws[i] = np.nanmean([score(arrays[k][0], arrays[k][2], _source_weights(arrays[k][1], rng)) for k in picked])
+    alpha = 1.0 - confidence
+    low, high = np.nanquantile(draws, [alpha / 2, 1 - alpha / 2])
+    p_value = float(np.mean(draws <= 0.5)) if metric == "roc_auc" else np.nan
+    return Interval(observed, float(low), float(high), p_value, len(arrays), "hierarchical bootstrap")
