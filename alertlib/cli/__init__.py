@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "alertlib.cli.labels",
         "the real weak-labelled alert set: packets and BTS samples with cross-match labels",
     ),
+    "score": ("alertlib.cli.score", "score alert packets or a release-layout folder with a fine-tuned model"),
     "models": ("alertlib.cli.models", "parameters and multiply-adds per alert of every study architecture"),
     "benchmark": (
         "alertlib.cli.benchmark",
