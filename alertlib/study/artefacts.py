@@ -36,8 +36,9 @@ NOTEBOOK_OF = {
     "pretrain": "01_pretrain",
     "finetune": "02_finetune",
     "benchmark": "03_efficiency",
-    "headline": "04_figures",
-    "realism": "05_real_data",
+    "headline": "05_figures",
+    "realism": "04_real_alerts",
+    "real": "04_real_alerts",
 }
 ARTEFACT_FILES = {
     "data": "data.json",
@@ -50,7 +51,13 @@ ARTEFACT_FILES = {
     "lr_choice": "finetune/lr_choice.parquet",
     "headline": "headline.csv",
     "realism": "realism.json",
-    "real_scores": "real_scores.parquet",
+    "real_scores": "real/scores.parquet",
+    "zero_shot": "real/zero_shot.parquet",
+    "class_confusion": "real/class_confusion.parquet",
+    "fewshot_curves": "real/fewshot_curves.parquet",
+    "fewshot_differences": "real/fewshot_differences.parquet",
+    "realism_by_set": "real/realism_by_set.parquet",
+    "real": "real/summary.json",
 }
 
 

@@ -19,6 +19,7 @@ part (and, for transparency, on the development part beside it).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -334,3 +335,50 @@ def bts_sample_scores(scored: pd.DataFrame) -> pd.DataFrame:
         index=["origin", "objectId", "candid", "alert_class"], columns=["arch", "init"], values="score"
     )
     return table.round(3)
+
+
+def fewshot_rates(profile: dict, lr_choice: pd.DataFrame) -> dict[str, float]:
+    """The learning rate of each few-shot initialisation: the one the simulated-sky sweep chose for
+    the same (arch, init), where there is one (other inits take the default of their family)."""
+    arch = profile["fewshot"]["arch"]
+    if lr_choice is None or lr_choice.empty:
+        return {}
+    chosen = lr_choice[lr_choice["chosen"].astype(bool) & (lr_choice["arch"] == arch)]
+    return dict(zip(chosen["init"], chosen["learning_rate"].astype(float), strict=True))
+
+
+def _real_inputs(profile: dict, results: pd.DataFrame) -> dict:
+    return {
+        "finetune_runs": sorted(results["run_id"].unique()),
+        "fewshot": profile.get("fewshot"),
+        "realism": profile.get("realism"),
+        "labels": _mapping_key(),
+    }
+
+
+def write_real(profile: dict, results: pd.DataFrame, tables: dict[str, pd.DataFrame], summary: dict) -> None:
+    """Write the ``real`` artefact of notebook 04: its tables, then ``real/summary.json`` with the inputs."""
+    from alertlib.core.files import write_json
+
+    for name, table in tables.items():
+        write_table(artefacts.artefact_path(profile, name), table)
+    path = artefacts.artefact_path(profile, "real")
+    write_json(path, summary)
+    artefacts.record_inputs(path, _real_inputs(profile, results))
+
+
+def load_real(profile: dict, results: pd.DataFrame) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """The ``real`` artefact of notebook 04: (summary, tables by name; absent tables are empty)."""
+    path = artefacts.require(profile, "real", _real_inputs(profile, results))
+    tables = {}
+    for name in (
+        "zero_shot",
+        "class_confusion",
+        "fewshot_curves",
+        "fewshot_differences",
+        "realism_by_set",
+        "real_scores",
+    ):
+        table_path = artefacts.artefact_path(profile, name)
+        tables[name] = pd.read_parquet(table_path) if table_path.is_file() else pd.DataFrame()
+    return json.loads(path.read_text()), tables

@@ -390,3 +390,32 @@ def realism(profile: dict) -> dict[str, dict] | None:
     write_json(path, results)
     artefacts.record_inputs(path, inputs)
     return results
+
+
+def realism_by_set(profile: dict) -> pd.DataFrame | None:
+    """The statistics critic of the simulated sky against each real ZTF set of the shared data
+    (:func:`alertlib.sky.realism.realism_by_set`), read back when done with the same settings and
+    data; None without the shared data."""
+    from alertlib.core.paths import shared_data_dir
+    from alertlib.sky.realism import PACKET_SETS
+    from alertlib.sky.realism import realism_by_set as measure
+    from alertlib.sky.simulate import SIMULATOR_VERSION
+
+    root = shared_data_dir()
+    if root is None:
+        return None
+    settings = profile["realism"].get("by_set", {})
+    folders = [root / f for packet_set in PACKET_SETS.values() for f in packet_set.folders if (root / f).exists()]
+    path = artefacts.artefact_path(profile, "realism_by_set")
+    inputs = {
+        "settings": settings,
+        "seed": profile.get("seed", 0),
+        "simulator": SIMULATOR_VERSION,
+        "packets": _files_key(folders),
+    }
+    if artefacts.is_current(path, inputs):
+        return pd.read_parquet(path)
+    table = measure(seed=profile.get("seed", 0), **settings)
+    write_table(path, table)
+    artefacts.record_inputs(path, inputs)
+    return table
