@@ -306,7 +306,7 @@ def test_custom_cnn_ratios_and_limit_goal_table():
 
 
 def test_profiles_hold_benchmark_settings():
-    from alertlib.study.pipeline import load_profile
+    from alertlib.study.profiles import load_profile
 
     ci = BenchmarkSettings.from_profile(load_profile("ci"))
     default = BenchmarkSettings.from_profile(load_profile("default"))

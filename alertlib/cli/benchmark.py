@@ -1,6 +1,6 @@
 """``alertlib benchmark``: inference speed and memory per model, beside btsbot's, against the device limit.
 
-The settings come from a profile's ``benchmark:`` block (:func:`alertlib.study.pipeline.load_profile`),
+The settings come from a profile's ``benchmark:`` block (:func:`alertlib.study.profiles.load_profile`),
 then the command line's overrides; :func:`alertlib.bench.runner.run_benchmark` measures, and the table
 is written to ``data/benchmarks/<device>_<chip>.csv`` unless ``--out`` says otherwise.
 """
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace):
     """The :class:`alertlib.bench.runner.BenchmarkSettings` of these arguments (the profile's, then the overrides)."""
     from alertlib.bench.runner import BenchmarkSettings
-    from alertlib.study.pipeline import load_profile
+    from alertlib.study.profiles import load_profile
 
     overrides = {
         "models": args.models,
