@@ -3,6 +3,8 @@ synthetic studies where the true difference is known."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -45,6 +47,18 @@ def test_t_interval_is_students():
     assert interval.estimate == pytest.approx(0.02)
     assert (interval.low, interval.high) == pytest.approx((0.02 - half, 0.02 + half))
     assert t_interval([0.1]).n == 1 and np.isnan(t_interval([0.1]).low)
+
+
+def test_t_interval_of_values_equal_up_to_rounding_has_zero_width():
+    # Equal differences of metrics computed from different numbers differ in the last bits only.
+    differences = [0.80 - 0.75, 0.83 - 0.78, 0.81 - 0.76]
+    assert len(set(differences)) > 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy warns of catastrophic cancellation on such values
+        interval = t_interval(differences)
+    assert interval.low == interval.estimate == interval.high == pytest.approx(0.05)
+    assert interval.p_value == 0.0
+    assert t_interval([0.0, 0.0, 0.0]).p_value == 1.0
 
 
 # --- coverage on synthetic studies ----------------------------------------------------------------------

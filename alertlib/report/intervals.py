@@ -31,6 +31,9 @@ import pandas as pd
 from scipy import stats
 
 CONFIDENCE = 0.95
+# Values whose range is below this fraction of their magnitude differ by rounding only (e.g. equal
+# differences of metrics computed from different numbers): they have no spread.
+NEGLIGIBLE_SPREAD = 1e-9
 
 
 @dataclass(frozen=True)
@@ -46,14 +49,20 @@ class Interval:
 
 
 def t_interval(differences: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
-    """Mean of the per-replicate differences with Student's t interval and p-value (``n - 1`` df)."""
+    """Mean of the per-replicate differences with Student's t interval and p-value (``n - 1`` df).
+
+    Non-finite values are left out. With fewer than two values the interval and p-value are NaN.
+    Values without spread (equal up to rounding, :data:`NEGLIGIBLE_SPREAD`) give a zero-width
+    interval and p-value 0 (1 when they are all zero).
+    """
     values = np.asarray([d for d in differences if np.isfinite(d)], dtype=float)
     n = len(values)
     if n < 2:
         estimate = float(values[0]) if n else np.nan
         return Interval(estimate, np.nan, np.nan, np.nan, n, "t")
-    if np.ptp(values) == 0:  # no spread: the t statistic is undefined
-        return Interval(float(values[0]), float(values[0]), float(values[0]), 0.0 if values[0] else 1.0, n, "t")
+    if np.ptp(values) <= NEGLIGIBLE_SPREAD * np.max(np.abs(values)):  # no spread: the t statistic is undefined
+        mean = float(values.mean())
+        return Interval(mean, mean, mean, 0.0 if mean else 1.0, n, "t")
     result = stats.ttest_1samp(values, 0.0)
     low, high = result.confidence_interval(confidence)
     return Interval(float(values.mean()), float(low), float(high), float(result.pvalue), n, "t")
