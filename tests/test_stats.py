@@ -152,9 +152,14 @@ def test_summary_over_seeds_means_counts_and_missing_combinations():
     assert by_key.loc[("btsbot_cnn", "scratch"), "n_seeds"] == 2
     assert by_key.loc[("btsbot_cnn", "scratch"), "seeds"] == "0,2"
     single = by_key.loc[("resnet18", "galaxy_sim")]
+    assert single["n_seeds"] == 1 and single["interval_degenerate"] and single["mean"] == 0.90
+    assert math.isnan(single["ci_low"]) and math.isnan(single["ci_high"])  # a t interval needs two replicates
+    assert math.isnan(single["std"])
+    bootstrap = summarise_over_seeds(results, n_resamples=2000, method="bootstrap").set_index(["arch", "init"])
+    single = bootstrap.loc[("resnet18", "galaxy_sim")]
     assert single["n_seeds"] == 1 and single["interval_degenerate"]
     assert single["ci_low"] == single["ci_high"] == single["mean"] == 0.90
-    assert math.isnan(single["std"])
+    assert set(bootstrap["interval_method"]) == {"bootstrap"} and set(summary["interval_method"]) == {"t"}
 
 
 def test_summary_refuses_two_runs_for_one_seed_and_drops_repeats():
@@ -196,7 +201,7 @@ def test_differences_and_headline_count_non_finite_values_without_a_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pretraining = paired_differences(results, n_resamples=500)
-        table = headline_table(results, accuracy_metrics=("auc",), n_resamples=500)
+        table = headline_table(results, accuracy_metrics=("auc",))
     row = pretraining.iloc[0]
     # Seed 0 pairs; seed 1 has galaxy_sim only and seed 2 scratch only; one NaN on each side.
     assert (row["n_pairs"], row["n_unpaired"], row["n_non_finite"]) == (1, 2, 2)
@@ -219,8 +224,8 @@ def test_identical_inputs_give_zero_difference_and_zero_width_interval():
     row = differences.iloc[0]
     assert (row["treatment"], row["baseline"]) == ("galaxy_sim", "scratch")
     assert row["difference"] == 0.0 and row["ci_low"] == 0.0 and row["ci_high"] == 0.0
-    assert row["n_pairs"] == 4
-    assert "no evidence" in verdict(_as_headline_row(row))
+    assert row["n_pairs"] == 4 and row["p_value"] == 1.0
+    assert "inconclusive" in verdict(_as_headline_row(row))
 
 
 def test_constant_shift_is_recovered_exactly_and_pairing_follows_the_seed():
@@ -276,9 +281,15 @@ def test_pooled_differences_pair_on_architecture_and_seed():
             ("convnext_pico", "galaxy_sim", "auc"): [0.54, 0.64],
         }
     )
-    pooled = paired_differences(results, by=("task", "train_fraction", "metric"), n_resamples=4000)
+    pooled = paired_differences(results, by=("task", "train_fraction", "metric"))
     row = pooled.iloc[0]
     assert row["n_pairs"] == 4
+    assert row["difference"] == pytest.approx(0.03)
+    assert row["ci_low"] < 0.03 < row["ci_high"]
+    bootstrap = paired_differences(
+        results, by=("task", "train_fraction", "metric"), n_resamples=4000, method="bootstrap"
+    )
+    row = bootstrap.iloc[0]
     assert row["difference"] == pytest.approx(0.03)
     assert 0.02 - 1e-12 <= row["ci_low"] <= row["ci_high"] <= 0.04 + 1e-12
 
@@ -393,9 +404,7 @@ def test_headline_table_states_the_measured_numbers():
         }
     )
     with pytest.warns(UserWarning, match="absent_metric"):
-        table = headline_table(
-            results, make_benchmark(), accuracy_metrics=("auc", "f1", "absent_metric"), n_resamples=2000
-        )
+        table = headline_table(results, make_benchmark(), accuracy_metrics=("auc", "f1", "absent_metric"))
     assert set(table["claim"]) == {
         CLAIM_PRETRAINING,
         CLAIM_GENERIC,
@@ -406,7 +415,7 @@ def test_headline_table_states_the_measured_numbers():
     pre = table[(table["claim"] == CLAIM_PRETRAINING) & (table["metric"] == "roc_auc")]
     versus_scratch = pre[pre["baseline"] == "scratch"].iloc[0]
     assert versus_scratch["effect"] == pytest.approx(0.05)
-    assert versus_scratch["verdict"].startswith(
+    assert verdict({**versus_scratch, "status": None}).startswith(
         "galaxy_sim beats scratch on resnet18 by +0.050 roc_auc [+0.050, +0.050]"
     )
     versus_synthetic = pre[pre["baseline"] == "synthetic"].iloc[0]
@@ -420,7 +429,7 @@ def test_headline_table_states_the_measured_numbers():
     assert not table["treatment"].str.contains("braai_vgg").any()
     f1_row = table[(table["claim"] == CLAIM_PRETRAINING) & (table["metric"] == "f1")].iloc[0]
     assert f1_row["effect"] == pytest.approx(0.0)
-    assert "interval includes 0: no evidence" in f1_row["verdict"]
+    assert "inconclusive" in verdict({**f1_row, "status": None})
     accuracy = table[(table["claim"] == CLAIM_ACCURACY) & (table["metric"] == "roc_auc")]
     assert accuracy["treatment"].tolist() == ["resnet18 (scratch)", "resnet18 (synthetic)", "resnet18 (galaxy_sim)"]
     assert accuracy["effect"].tolist() == pytest.approx([0.13 / 3, 0.16 / 3, 0.28 / 3])
@@ -434,7 +443,10 @@ def test_headline_table_states_the_measured_numbers():
     assert memory.loc["resnet18", "verdict"].endswith(
         "0.50x the peak memory of btsbot_cnn (cpu, float32, batch 256): less memory."
     )
-    assert verdicts(table) == table["verdict"].tolist()
+    # Exploratory rows are described, not claimed: the sentences are those of the measured rows.
+    assert set(table.loc[table["claim"].isin([CLAIM_SPEED, CLAIM_MEMORY]), "status"]) == {"measured"}
+    assert (table.loc[table["status"] == "exploratory", "verdict"] == "").all()
+    assert verdicts(table) == table.loc[table["status"] == "measured", "verdict"].tolist()
 
 
 def test_headline_with_one_seed_says_the_interval_is_degenerate():
@@ -443,8 +455,8 @@ def test_headline_with_one_seed_says_the_interval_is_degenerate():
     )
     table = headline_table(results, accuracy_metrics=("auc",))
     assert len(table) == 1  # no CNN, no benchmark: only the pre-training row
-    sentence = table["verdict"].iloc[0]
-    assert "+0.050 auc" in sentence and "single seed" in sentence and "degenerate" in sentence
+    sentence = verdict(table.iloc[0])
+    assert "+0.050 auc" in sentence and "single replicate" in sentence and "no interval" in sentence
 
 
 def _as_headline_row(row: pd.Series) -> dict:
@@ -478,7 +490,7 @@ def test_verdict_direction_follows_the_metric():
     }
     assert verdict(row).startswith("galaxy_sim beats scratch on resnet18 by -0.200 val_loss")
     assert verdict({**row, "metric": "auc"}).startswith("galaxy_sim is worse than scratch")
-    assert "no seeds in common" in verdict({**row, "n": 0, "effect": math.nan})
+    assert "no replicates in common" in verdict({**row, "n": 0, "effect": math.nan})
 
 
 def test_per_run_tables_are_tagged_with_their_run(tmp_path):
