@@ -15,6 +15,7 @@ from alertlib.core.vocab import INIT_ORDER
 from alertlib.io.schema import load_schema
 from alertlib.report import figures
 from alertlib.report.display import NotebookFigure
+from alertlib.report.gate import gate_table
 from alertlib.report.seeds import summarise_over_seeds
 from alertlib.report.tables import binned_metric_name
 
@@ -258,3 +259,60 @@ def test_figures_leave_out_combinations_without_a_finite_value():
     ax = figure.axes[0]
     assert [y for container in ax.containers for y in container.lines[0].get_ydata()] == [pytest.approx(0.71)]
     assert [text.get_text() for text in ax.get_legend().get_texts()] == ["scratch"]
+
+
+def test_figures_mark_runs_that_failed_the_gate(tmp_path):
+    results = make_results(
+        {
+            ("btsbot_cnn", "scratch", "auc"): [0.70, 0.72, 0.71],
+            ("btsbot_cnn", "scratch", "gate_passed"): [1.0, 1.0, 0.0],
+            ("resnet18", "scratch", "auc"): [0.75, 0.20, 0.77],
+            ("resnet18", "scratch", "gate_passed"): [1.0, 0.0, 1.0],
+            ("resnet18", "galaxy_sim", "auc"): [0.80, 0.82, 0.81],
+            ("resnet18", "galaxy_sim", "gate_passed"): [1.0, 1.0, 1.0],
+            ("convnext_pico", "scratch", "auc"): [0.5, 0.5, 0.5],
+            ("convnext_pico", "scratch", "gate_passed"): [0.0, 0.0, 0.0],
+        }
+    )
+    figure = figures.plot_metric_by_arch_init(results, "auc")
+    ax = figure.axes[0]
+    drawn = sorted(y for container in ax.containers for y in container.lines[0].get_ydata())
+    assert drawn == pytest.approx([0.76, 0.81])  # the failed run (0.20) is left out of the mean
+    assert [text.get_text() for text in ax.texts] == ["1/3 failed the gate"]
+    assert ax.get_title().endswith("not drawn, no usable run: convnext_pico (scratch) (3/3 failed the gate)")
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "btsbot_cnn (scratch), reference (1/3 failed the gate)" in legend
+    assert "t interval over replicates" in ax.get_ylabel()
+    _saved(figure, "metric_gate", tmp_path)
+    figure = figures.plot_gate(gate_table(results))
+    heights = [patch.get_height() for patch in figure.axes[0].patches]
+    assert heights == pytest.approx([1 / 3, 1 / 3, 0.0, 1.0])  # the study's order: CNN, resnet18 x2, convnext
+    assert [text.get_text() for text in figure.axes[0].texts] == ["1/3", "1/3", "0/3", "3/3"]
+    _saved(figure, "gate", tmp_path)
+
+
+def test_primary_contrasts_figure_draws_both_intervals_and_a_zero_line(tmp_path):
+    primary = pd.DataFrame(
+        {
+            "name": ["galaxy vs scratch", "imagenet vs scratch", "source ranking"],
+            "metric": ["roc_auc", "roc_auc", "source_roc_auc"],
+            "difference": [0.03, -0.01, 0.02],
+            "ci_low": [0.01, -0.04, -0.01],
+            "ci_high": [0.05, 0.02, 0.05],
+            "p_holm": [0.004, 0.6, 0.3],
+            "boot_difference": [0.03, -0.01, np.nan],
+            "boot_low": [0.02, -0.03, np.nan],
+            "boot_high": [0.04, 0.01, np.nan],
+            "confidence": 0.95,
+        }
+    )
+    figure = figures.plot_primary_contrasts(primary)
+    ax = figure.axes[0]
+    t_bars, bootstrap_bars = ax.containers
+    assert list(t_bars.lines[0].get_xdata()) == pytest.approx([0.03, -0.01, 0.02])
+    assert list(bootstrap_bars.lines[0].get_xdata()) == pytest.approx([0.03, -0.01])  # not computed: not drawn
+    assert any(list(line.get_xdata()) == [0.0, 0.0] for line in ax.get_lines())
+    assert [text.get_text() for text in ax.texts] == ["Holm p = 0.004", "Holm p = 0.600", "Holm p = 0.300"]
+    names = dict(zip(ax.get_yticks(), [label.get_text() for label in ax.get_yticklabels()], strict=True))
+    assert names[max(names)] == "galaxy vs scratch\n(roc_auc)"  # the first contrast at the top
+    _saved(figure, "primary_contrasts", tmp_path)

@@ -1,7 +1,8 @@
 """The study's figures, each drawn from tables (or arrays) only, and saved as PNG and PDF.
 
-One concern: drawing the study's figures (example images, results over seeds, predictions,
-efficiency, embeddings, training curves) in one shared style of colours, markers and orders.
+One concern: drawing the study's figures (example images, results over replicates, the validation
+gate, the primary contrasts, predictions, efficiency, embeddings, training curves) in one shared
+style of colours, markers and orders.
 
 Every function takes tables produced by the study (the tidy results table, its summary from
 ``alertlib.report.seeds``, per-run predictions, training curves, the benchmark table) or arrays (images,
@@ -35,7 +36,7 @@ from matplotlib.ticker import MaxNLocator
 from alertlib.core.files import atomic_path
 from alertlib.core.paths import figures_dir
 from alertlib.core.vocab import REFERENCE_ARCH, ordered_archs, ordered_inits
-from alertlib.report import claims, confusion, seeds, tables
+from alertlib.report import claims, confusion, contrasts, seeds, tables
 from alertlib.report.display import NotebookFigure
 
 # One colour per initialisation, the same in every figure.
@@ -352,16 +353,47 @@ def _with_values(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[summary["n_seeds"] > 0] if "n_seeds" in summary.columns else summary
 
 
-def _as_summary(table: pd.DataFrame, metrics=None) -> pd.DataFrame:
-    """A summary table (``seeds.summarise_over_seeds``) from either a summary or a raw results table."""
+def _full_summary(table: pd.DataFrame, metrics=None) -> pd.DataFrame:
+    """A summary table (``seeds.summarise_over_seeds``) from either a summary or a raw results table,
+    with the combinations that have no value to draw."""
     if "mean" in table.columns and "ci_low" in table.columns:
-        return _with_values(table if metrics is None else table[table["metric"].isin(list(metrics))])
+        return table if metrics is None else table[table["metric"].isin(list(metrics))]
     if "value" in table.columns:
-        return _with_values(seeds.summarise_over_seeds(table, metrics))
+        return seeds.summarise_over_seeds(table, metrics)
     raise ValueError(
         "expected the results table (with 'value') or its summary from alertlib.report.seeds.summarise_over_seeds "
         f"(with 'mean', 'ci_low', 'ci_high'); got columns {list(table.columns)}"
     )
+
+
+def _as_summary(table: pd.DataFrame, metrics=None) -> pd.DataFrame:
+    """The rows of the summary of ``table`` that have a value to draw."""
+    return _with_values(_full_summary(table, metrics))
+
+
+def _interval_words(summary: pd.DataFrame, confidence: float | None = None) -> str:
+    """How a summary's intervals were computed, for an axis label: e.g. "95% t interval over replicates"."""
+    methods = set(summary["interval_method"]) if "interval_method" in summary.columns else set()
+    kind = (
+        {"t": "t interval", "bootstrap": "bootstrap interval"}.get(methods.pop(), "interval")
+        if len(methods) == 1
+        else "interval"
+    )
+    return f"{confidence:.0%} {kind} over replicates" if confidence is not None else f"{kind} over replicates"
+
+
+def _gate_counts(rows: pd.DataFrame) -> tuple[int, int]:
+    """Runs that failed the validation gate, and all runs, in summary rows (0, 0 without the columns)."""
+    if "n_failed_gate" not in rows.columns:
+        return 0, 0
+    failed = int(rows["n_failed_gate"].sum())
+    return failed, failed + int(rows["n_seeds"].sum()) + int(rows.get("n_non_finite", pd.Series(dtype=int)).sum())
+
+
+def _gate_note(rows: pd.DataFrame) -> str:
+    """ " (k/n failed the gate)" for summary rows with gate failures, else ""."""
+    failed, runs = _gate_counts(rows)
+    return f" ({failed}/{runs} failed the gate)" if failed else ""
 
 
 def _resolve(table: pd.DataFrame, metric: str) -> str:
@@ -388,8 +420,11 @@ def plot_metric_by_arch_init(
     reference_init: str | None = None,
     confidence: float = 0.95,
 ) -> Figure:
-    """The metric of each architecture x initialisation (mean and interval over seeds), with the
-    custom CNN as a horizontal reference line and band.
+    """The metric of each architecture x initialisation (mean and t interval over replicates), with
+    the custom CNN as a horizontal reference line and band.
+
+    Models with runs that failed the validation gate are marked "k/n failed the gate" beside their
+    point (those runs are left out of the mean); models whose every run failed are named in the title.
 
     Parameters
     ----------
@@ -402,13 +437,14 @@ def plot_metric_by_arch_init(
     confidence:
         Only used in the axis label (the interval was computed by the summary).
     """
-    summary = _as_summary(table)
-    metric = _resolve(summary, metric)
-    rows = summary[
-        (summary["task"] == task)
-        & (summary["metric"] == metric)
-        & np.isclose(summary["train_fraction"].astype(float), train_fraction)
+    full = _full_summary(table)
+    metric = _resolve(_with_values(full), metric)
+    selected = full[
+        (full["task"] == task)
+        & (full["metric"] == metric)
+        & np.isclose(full["train_fraction"].astype(float), train_fraction)
     ]
+    rows = _with_values(selected)
     if rows.empty:
         raise ValueError(f"no rows for task {task!r}, metric {metric!r}, train_fraction {train_fraction}")
     others = rows[rows["arch"] != reference_arch]
@@ -421,28 +457,49 @@ def plot_metric_by_arch_init(
         part = others[others["init"] == init]
         x = np.array([archs.index(a) for a in part["arch"]]) + (position - (len(inits) - 1) / 2) * width
         _errorbar(ax, x, part, fmt="o", color=init_colour(init), label=init, markersize=6)
-    reference = rows[rows["arch"] == reference_arch]
-    if not reference.empty:
-        chosen = seeds.reference_init_for(reference["init"], reference_init)
-        ref = reference[reference["init"] == chosen].iloc[0] if chosen is not None else None
-        if ref is not None:
-            ax.axhline(
-                ref["mean"],
-                color=REFERENCE_COLOUR,
-                linestyle="--",
-                lw=1.2,
-                label=f"{reference_arch} ({chosen}), reference",
-            )
-            ax.axhspan(ref["ci_low"], ref["ci_high"], color=REFERENCE_COLOUR, alpha=0.1, lw=0)
-    else:
-        warnings.warn(f"no {reference_arch} rows for {task}/{metric}: no reference line drawn", stacklevel=2)
+        for x_position, (_, row) in zip(x, part.iterrows(), strict=True):
+            note = _gate_note(part.loc[[row.name]])
+            if note:
+                ax.annotate(
+                    note.strip(" ()"),
+                    (x_position, row["mean"]),
+                    fontsize=6,
+                    xytext=(4, -8),
+                    textcoords="offset points",
+                    color="#d62728",
+                )
+    _reference_line(ax, rows, reference_arch, reference_init, task, metric)
     ax.set_xticks(range(len(archs)), archs)
     ax.set_xlim(-0.6, max(0.6, len(archs) - 0.4))
-    ax.set_ylabel(f"{metric} (mean, {confidence:.0%} interval over seeds)")
-    ax.set_title(f"{task}, training fraction {train_fraction:g}", fontsize=9)
+    ax.set_ylabel(f"{metric} (mean, {_interval_words(rows, confidence)})")
+    ax.set_title(f"{task}, training fraction {train_fraction:g}{_undrawn_note(selected)}", fontsize=9)
     ax.legend(fontsize=7, loc="best")
     ax.grid(axis="y", alpha=0.3)
     return figure
+
+
+def _reference_line(ax, rows: pd.DataFrame, reference_arch: str, reference_init, task: str, metric: str) -> None:
+    """The custom CNN's mean as a dashed line, its interval as a band (with its gate failures in the label)."""
+    reference = rows[rows["arch"] == reference_arch]
+    if reference.empty:
+        warnings.warn(f"no {reference_arch} rows for {task}/{metric}: no reference line drawn", stacklevel=3)
+        return
+    chosen = seeds.reference_init_for(reference["init"], reference_init)
+    if chosen is None:
+        return
+    ref = reference[reference["init"] == chosen]
+    label = f"{reference_arch} ({chosen}), reference{_gate_note(ref)}"
+    ax.axhline(ref["mean"].iloc[0], color=REFERENCE_COLOUR, linestyle="--", lw=1.2, label=label)
+    ax.axhspan(ref["ci_low"].iloc[0], ref["ci_high"].iloc[0], color=REFERENCE_COLOUR, alpha=0.1, lw=0)
+
+
+def _undrawn_note(summary: pd.DataFrame) -> str:
+    """A title line naming the models not drawn because no run passed the gate with a value ("" if none)."""
+    if "n_failed_gate" not in summary.columns:
+        return ""
+    empty = summary[(summary["n_seeds"] == 0) & (summary["n_failed_gate"] > 0)]
+    names = [f"{row['arch']} ({row['init']}){_gate_note(empty.loc[[index]])}" for index, row in empty.iterrows()]
+    return f"\nnot drawn, no usable run: {', '.join(names)}" if names else ""
 
 
 def plot_data_efficiency(
@@ -454,8 +511,9 @@ def plot_data_efficiency(
 ) -> Figure:
     """The metric against the fraction of training sources, one line per (architecture, initialisation).
 
-    Colour = initialisation, marker and line style = architecture; error bars are the intervals
-    over seeds. ``table`` is the results table or its summary.
+    Colour = initialisation, marker and line style = architecture; error bars are the t intervals
+    over replicates. A model with runs that failed the validation gate says so in the legend
+    ("k/n failed the gate", over all fractions). ``table`` is the results table or its summary.
     """
     summary = _as_summary(table)
     metric = _resolve(summary, metric)
@@ -479,14 +537,14 @@ def plot_data_efficiency(
                 color=init_colour(init),
                 marker=arch_marker(arch),
                 linestyle=_LINESTYLES[arch_index % len(_LINESTYLES)],
-                label=f"{arch} / {init}",
+                label=f"{arch} / {init}{_gate_note(part)}",
             )
     fractions = sorted(rows["train_fraction"].astype(float).unique())
     ax.set_xscale("log")
     ax.set_xticks(fractions, [f"{f:.0%}" for f in fractions])
     ax.minorticks_off()
     ax.set_xlabel("fraction of training sources")
-    ax.set_ylabel(f"{metric} (mean and interval over seeds)")
+    ax.set_ylabel(f"{metric} (mean, {_interval_words(rows)})")
     ax.set_title(f"{task}: data efficiency")
     ax.legend(fontsize=6, ncols=2)
     ax.grid(alpha=0.3)
@@ -510,7 +568,8 @@ def plot_completeness_purity(
         The results table (or its summary) holding metrics named like
         ``bts_p1_completeness_17.00-17.25`` or ``completeness_17.00_17.25``
         (``tables.parse_binned_metric``). Points sit at the bin centres (side by side), the x ticks
-        are the bin edges, vertical bars are the intervals over seeds.
+        are the bin edges, vertical bars are the t intervals over replicates; a model with runs
+        that failed the validation gate says so in the legend.
     policy:
         Source-level policy whose bins are drawn (``bts_p1``, ``bts_p2``, ``prod_p1``, ``prod_p2``).
         Default: the only one present, else ``bts_p1`` when present, else the first in sorted order.
@@ -528,7 +587,7 @@ def plot_completeness_purity(
         raise ValueError(f"no binned metrics for policy {policy!r}; present: {policies}")
     binned = binned[binned["policy"] == policy]
     if "mean" not in binned.columns:
-        # Raw results: summarise over seeds, then read the bins back from the metric names.
+        # Raw results: summarise over replicates, then read the bins back from the metric names.
         binned = tables.binned_metrics(seeds.summarise_over_seeds(binned), quantities)
     summary = _with_values(binned)
     rows = summary[(summary["task"] == task) & np.isclose(summary["train_fraction"].astype(float), train_fraction)]
@@ -561,7 +620,8 @@ def plot_completeness_purity(
                 marker=arch_marker(arch),
                 linestyle="-",
                 lw=1,
-                label=f"{arch} / {init}",
+                # Every bin of a model holds the same runs: the first row counts its gate failures.
+                label=f"{arch} / {init}{_gate_note(part.iloc[:1])}",
             )
         ax.set_xticks(edges, [f"{edge:g}" for edge in edges], fontsize=7)
         ax.grid(axis="x", alpha=0.5)
@@ -570,6 +630,109 @@ def plot_completeness_purity(
         ax.set_ylabel(quantity)
         ax.set_title(f"{task}: {quantity} vs peak magnitude{f' ({policy})' if policy else ''}", fontsize=9)
     axes[0, -1].legend(fontsize=6)
+    return figure
+
+
+# --------------------------------------------------------------------------------------------
+# The validation gate and the primary contrasts
+# --------------------------------------------------------------------------------------------
+
+
+def plot_gate(gate: pd.DataFrame) -> Figure:
+    """The fraction of runs that failed the validation gate, per model: one panel per (task, training fraction).
+
+    Parameters
+    ----------
+    gate:
+        The table of ``alertlib.report.gate.gate_table``. Bars are coloured by initialisation and
+        grouped by architecture; each is labelled "failed/runs".
+    """
+    tables.check_columns(
+        gate, ("task", "arch", "init", "train_fraction", "runs", "failed", "failure_rate"), "gate table"
+    )
+    if gate.empty:
+        raise ValueError("the gate table is empty: no runs to draw")
+    panels = list(dict.fromkeys(zip(gate["task"], gate["train_fraction"].astype(float), strict=True)))
+    models = gate[["arch", "init"]].drop_duplicates()
+    figure, axes = new_figure(1, len(panels), panel_size=(max(4.0, 0.5 * len(models) + 1.5), 3.4), sharey=True)
+    for ax, (task, fraction) in zip(axes[0], panels, strict=True):
+        rows = gate[(gate["task"] == task) & np.isclose(gate["train_fraction"].astype(float), fraction)]
+        labels = [f"{row['arch']}\n{row['init']}" for _, row in rows.iterrows()]
+        x = np.arange(len(rows))
+        ax.bar(x, rows["failure_rate"], color=[init_colour(init) for init in rows["init"]], width=0.7)
+        for position, (_, row) in zip(x, rows.iterrows(), strict=True):
+            ax.annotate(
+                f"{int(row['failed'])}/{int(row['runs'])}",
+                (position, row["failure_rate"]),
+                ha="center",
+                fontsize=7,
+                xytext=(0, 2),
+                textcoords="offset points",
+            )
+        ax.set_xticks(x, labels, fontsize=6, rotation=45, ha="right")
+        ax.set_ylim(0.0, 1.1)
+        ax.set_title(f"{task}, training fraction {fraction:g}", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel("fraction of runs that failed the gate")
+    return figure
+
+
+def plot_primary_contrasts(primary: pd.DataFrame) -> Figure:
+    """Each primary contrast's difference with its two intervals, and a zero line.
+
+    Parameters
+    ----------
+    primary:
+        The table of ``alertlib.report.claims.primary_contrasts``. Per contrast (one row each, top
+        to bottom): the mean difference over replicates with Student's t interval (black, the
+        headline) and, below it, the hierarchical bootstrap's difference and interval (grey, where
+        computed); the Holm p-value is written beside the t interval.
+    """
+    tables.check_columns(
+        primary,
+        ("name", "metric", "difference", "ci_low", "ci_high", "boot_difference", "boot_low", "boot_high", "p_holm"),
+        "primary contrasts table",
+    )
+    if primary.empty:
+        raise ValueError("no primary contrasts to draw")
+    figure, axes = new_figure(1, 1, panel_size=(6.5, 0.7 * len(primary) + 1.4))
+    ax = axes[0, 0]
+    y = np.arange(len(primary))[::-1].astype(float)
+    for kind, offset, colour, columns in (
+        ("t interval over replicates", 0.0, REFERENCE_COLOUR, ("difference", "ci_low", "ci_high")),
+        ("hierarchical bootstrap", -0.25, "0.55", ("boot_difference", "boot_low", "boot_high")),
+    ):
+        centre, low, high = (primary[c].to_numpy(dtype=np.float64) for c in columns)
+        errors = np.vstack([centre - low, high - centre])
+        drawn = np.isfinite(centre)
+        ax.errorbar(
+            centre[drawn],
+            y[drawn] + offset,
+            xerr=np.clip(errors[:, drawn], 0.0, None),
+            fmt="o" if offset == 0.0 else "s",
+            color=colour,
+            capsize=3,
+            markersize=5,
+            label=kind,
+        )
+    for position, (_, row) in zip(y, primary.iterrows(), strict=True):
+        if np.isfinite(row["difference"]):
+            ax.annotate(
+                f"Holm p = {contrasts.format_p(row['p_holm'])}",
+                (row["difference"], position),
+                fontsize=6,
+                xytext=(0, 6),
+                textcoords="offset points",
+                ha="center",
+            )
+    ax.axvline(0.0, color="0.4", lw=0.8, linestyle=":")
+    ax.set_yticks(y, [f"{row['name']}\n({row['metric']})" for _, row in primary.iterrows()], fontsize=7)
+    ax.set_ylim(y.min() - 0.7, y.max() + 0.7)
+    ax.set_xlabel("difference, treatment - baseline")
+    confidence = primary["confidence"].iloc[0] if "confidence" in primary.columns else None
+    ax.set_title("primary contrasts" + (f" ({confidence:.0%} intervals)" if confidence is not None else ""), fontsize=9)
+    ax.legend(fontsize=6, loc="best")
+    ax.grid(axis="x", alpha=0.3)
     return figure
 
 
