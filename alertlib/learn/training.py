@@ -32,7 +32,8 @@ Lightning runs with ``deterministic=True``, so a seed gives the same metrics.
 Data paths (``data_path``): ``"loader"`` feeds the model from a ``DataLoader`` over the dataset (CPU
 workers, item by item); ``"device"`` holds alert triplets in the training device's memory and makes
 each batch there (:mod:`alertlib.learn.devicedata`), bit for bit the loader's batch when stored in
-float32; ``"auto"`` takes the device path when the splits fit (:func:`alertlib.learn.devicedata.choose_data_path`).
+float32; ``"auto"`` (the default) takes the device path when the splits fit
+(:func:`alertlib.learn.devicedata.choose_data_path`): on the CPU for the study's small skies.
 
 Several devices (``devices``, ``strategy``, e.g. ``2`` and ``"ddp"``): Lightning's data-parallel
 training, one process per device, with the same effective batch: each process takes
@@ -93,7 +94,7 @@ TRAINING_DEFAULTS = {
     "accelerator": "auto",
     "devices": "auto",
     "strategy": "auto",  # Lightning's; with several devices "ddp" (see the module docstring)
-    "data_path": "loader",  # "auto", "device" or "loader" (see the module docstring)
+    "data_path": "auto",  # "auto", "device" or "loader" (see the module docstring)
     "device_data_dtype": "auto",  # storage of the device path: float32 when it fits, else bfloat16
 }
 
