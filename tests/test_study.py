@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from alertlib.learn.datasets import TripletDataset
-from alertlib.study import pipeline as study
+from alertlib.report import readme
+from alertlib.study import grid, stages
 
 
 def test_finetune_jobs_expand_the_grid_and_say_what_is_left_out(tmp_path, monkeypatch):
@@ -34,7 +35,7 @@ def test_finetune_jobs_expand_the_grid_and_say_what_is_left_out(tmp_path, monkey
         },
     }
     checkpoints = {("resnet18", "galaxy_sim"): "/x/encoder.pt"}
-    jobs, notes = study.finetune_jobs(profile, tmp_path, checkpoints)
+    jobs, notes = grid.finetune_jobs(profile, lambda seed: tmp_path, checkpoints)
     described = sorted((j["task"], j["arch"], j["init"], j["seed"]) for j in jobs)
     assert described == sorted(
         [("bts", "btsbot_cnn", "scratch", s) for s in (0, 1)]
@@ -63,19 +64,19 @@ def test_triplet_crop_keeps_the_candidate_at_the_centre():
 
 
 def test_readme_headline_is_replaced_between_markers(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{study.README_START}\nold\n{study.README_END}\ntail\n")
-    assert study.update_readme("new table", readme)
-    assert readme.read_text() == f"intro\n{study.README_START}\nnew table\n{study.README_END}\ntail\n"
+    path = tmp_path / "README.md"
+    path.write_text(f"intro\n{readme.README_START}\nold\n{readme.README_END}\ntail\n")
+    assert readme.update_readme("new table", path)
+    assert path.read_text() == f"intro\n{readme.README_START}\nnew table\n{readme.README_END}\ntail\n"
     other = tmp_path / "OTHER.md"
     other.write_text("no markers")
-    assert not study.update_readme("x", other) and other.read_text() == "no markers"
+    assert not readme.update_readme("x", other) and other.read_text() == "no markers"
 
 
 def test_markdown_table():
     import pandas as pd
 
-    text = study.markdown_table(pd.DataFrame({"a": [1, None], "b": ["x", "y"]}))
+    text = readme.markdown_table(pd.DataFrame({"a": [1, None], "b": ["x", "y"]}))
     assert text.splitlines() == ["| a | b |", "| --- | --- |", "| 1.0 | x |", "|  | y |"]
 
 
@@ -85,23 +86,14 @@ def test_profile_naming_missing_real_data_fails_with_instructions(tmp_path):
         "data": {"alerts": str(tmp_path / "missing"), "galaxy_catalog": str(tmp_path / "c.parquet")},
     }
     with pytest.raises(FileNotFoundError, match="BTS release layout"):
-        study.study_data(profile)
+        stages.prepare_data(profile)
 
 
-@pytest.mark.slow
-def test_simulated_sky_pretrain_then_finetune_learns(tmp_path, monkeypatch):
-    """End to end on a tiny simulated sky: galaxy pre-training, then fine-tuning; the model learns.
-
-    Also checks resumability: running the stage again reads every finished run back.
-    """
-    monkeypatch.setenv("ALERTLIB_DATA", str(tmp_path))
-    profile = {
+def _tiny_profile() -> dict:
+    return {
         "profile": "e2e",
         "seed": 0,
-        # 400 sources (about 1600 alerts): on the v6 sky, with its fading variables and shallower
-        # limits, 240 left too few test positives for a stable ROC AUC (0.60 with seed 0; 400
-        # sources give 0.75, 0.89 and 0.86 with seeds 0, 1 and 2).
-        "simulate": {"n_galaxies": 256, "n_sources": 400},
+        "simulate": {"n_galaxies": 256, "n_sources": 400, "n_test_sources": 200, "sky_per_seed": True},
         "pretrain": {"archs": ["resnet18"], "corpora": ["galaxy"], "image_size": 33, "epochs": 2, "progress": False},
         "finetune": {
             "crop": 33,
@@ -112,15 +104,43 @@ def test_simulated_sky_pretrain_then_finetune_learns(tmp_path, monkeypatch):
             "grids": {"main": {"task": "bts", "archs": ["resnet18"], "inits": ["galaxy_sim"]}},
         },
     }
-    sky = study.study_data(profile, progress=False)
-    results, notes = study.finetune_stage(profile, sky, progress=False)
+
+
+def test_a_later_step_refuses_a_missing_or_stale_artefact(tmp_path, monkeypatch):
+    from alertlib.study.artefacts import MissingArtefact
+
+    monkeypatch.setenv("ALERTLIB_DATA", str(tmp_path))
+    profile = _tiny_profile()
+    with pytest.raises(MissingArtefact, match="00_data"):
+        stages.finetune(profile)
+    stages.prepare_data(profile, progress_bar=False)
+    with pytest.raises(MissingArtefact, match="01_pretrain"):
+        stages.finetune(profile)  # never trains what notebook 01 should have
+    changed = {**profile, "simulate": {**profile["simulate"], "n_sources": 401}}
+    with pytest.raises(MissingArtefact, match="other settings"):
+        stages.load_data(changed)
+
+
+@pytest.mark.slow
+def test_simulated_sky_pretrain_then_finetune_learns(tmp_path, monkeypatch):
+    """End to end on a tiny simulated sky: galaxy pre-training, then fine-tuning; the model learns.
+
+    Also checks resumability: running the stage again reads every finished run back.
+    """
+    monkeypatch.setenv("ALERTLIB_DATA", str(tmp_path))
+    profile = _tiny_profile()
+    stages.prepare_data(profile, progress_bar=False)
+    stages.pretrain(profile, progress_bar=False)
+    results, notes = stages.finetune(profile, progress_bar=False)
     assert notes == []
     values = results.set_index("metric")["value"]
     assert results["init"].iloc[0] == "galaxy_sim" and results["weights_source"].iloc[0].startswith("checkpoint:")
     assert values["roc_auc"] > 0.65, values["roc_auc"]
-    again, _ = study.finetune_stage(profile, sky, progress=False)
+    again, _ = stages.finetune(profile, progress_bar=False)
     assert again["run_id"].tolist() == results["run_id"].tolist()
     assert again["wall_time_s"].tolist() == results["wall_time_s"].tolist()  # read back, not re-run
+    loaded, _ = stages.load_finetune(profile)
+    assert loaded["run_id"].tolist() == results["run_id"].tolist()
 
 
 def test_regenerated_data_under_the_same_path_is_a_new_run(tmp_path):
@@ -138,3 +158,34 @@ def test_regenerated_data_under_the_same_path_is_a_new_run(tmp_path):
     (folder / "dataset.json").write_text(json.dumps({"content_sha256": "bbbb"}))
     second = begin_run(config, tmp_path / "run", full_config)
     assert second[2] != first[2]  # the run id changes with the data's content
+
+
+def test_learning_rate_sweep_chooses_on_validation_among_runs_that_pass_the_gate():
+    import pandas as pd
+
+    profile = {"finetune": {"lr_sweep": {"scratch": [1e-3, 3e-3], "pretrained": [3e-4]}}}
+    jobs = [
+        {"task": "bts", "arch": "resnet18", "init": init, "train_fraction": 1.0, "seed": seed, "lr": None}
+        for init in ("scratch", "galaxy_sim")
+        for seed in (0, 1)
+    ] + [{"task": "bts", "arch": "resnet18", "init": "scratch", "train_fraction": 0.1, "seed": 0, "lr": None}]
+    swept = grid.sweep_jobs(profile, jobs)
+    assert sorted((j["init"], j["lr"], j["seed"]) for j in swept) == [
+        ("galaxy_sim", 3e-4, 0),
+        ("scratch", 1e-3, 0),
+        ("scratch", 3e-3, 0),
+    ]
+    rows = []
+    for run_id, init, lr, val_loss, passed in (
+        ("a", "scratch", 1e-3, 0.60, 1.0),
+        ("b", "scratch", 3e-3, 0.50, 0.0),  # lower loss, but the run failed the gate
+        ("c", "galaxy_sim", 3e-4, 0.55, 1.0),
+    ):
+        for metric, value in (("best_val_loss", val_loss), ("gate_passed", passed), ("learning_rate", lr)):
+            rows.append({"run_id": run_id, "arch": "resnet18", "init": init, "metric": metric, "value": value})
+    choice = grid.choose_rates(pd.DataFrame(rows))
+    chosen = choice[choice["chosen"]].set_index("init")["learning_rate"].to_dict()
+    assert chosen == {"scratch": 1e-3, "galaxy_sim": 3e-4}
+    applied = grid.apply_rates(jobs, choice)
+    assert {j["lr"] for j in applied if j["init"] == "scratch"} == {1e-3}
+    assert grid.sweep_jobs({"finetune": {}}, jobs) == []
