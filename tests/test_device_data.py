@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
+import sys
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from alertlib.core.errors import SettingError
+from alertlib.core.paths import REPO_ROOT
 from alertlib.learn import datasets as datasets_module
 from alertlib.learn.datasets import TripletDataset, file_mapping
 from alertlib.learn.devicedata import (
@@ -147,20 +154,57 @@ def test_fit_gives_the_same_history_on_both_paths():
 
 
 def test_memory_mapped_reads_drop_their_pages(tmp_path, monkeypatch):
-    """An epoch over a memory map keeps the process's resident file pages bounded."""
-    triplets, labels = _triplets(n=400, side=63)
-    np.save(tmp_path / "triplets.npy", triplets)  # 38 MB of float64
+    """An epoch over a memory map keeps the process's resident file pages within the release bound."""
+    triplets, labels = _triplets(n=1200, side=63)
+    np.save(tmp_path / "triplets.npy", triplets)  # 114 MB of float64
     mapped = np.load(tmp_path / "triplets.npy", mmap_mode="r")
     assert file_mapping(mapped) is not None and file_mapping(mapped[3:5]) is not None
     assert file_mapping(triplets) is None
-    monkeypatch.setattr(datasets_module, "MAPPED_PAGES_RELEASE_BYTES", 2 * 2**20)
+    monkeypatch.setattr(datasets_module, "MAPPED_PAGES_RELEASE_BYTES", 16 * 2**20)
 
-    def resident_file_kib():
+    def resident_file_mib():
         status = open("/proc/self/status").read()
-        return int(status.split("RssFile:")[1].split()[0])
+        return int(status.split("RssFile:")[1].split()[0]) / 1024
 
-    before = resident_file_kib()
+    before, peak = resident_file_mib(), 0.0
     dataset, in_memory = TripletDataset(mapped, labels, augment=True), TripletDataset(triplets, labels, augment=True)
-    for index in range(len(dataset)):
+    for index in np.random.default_rng(0).permutation(len(dataset)):
         np.testing.assert_array_equal(dataset.image(index), in_memory.image(index))
-    assert resident_file_kib() - before < 8 * 1024  # without the release: about 38,000 KiB
+        peak = max(peak, resident_file_mib() - before)
+    # Without the release the whole file (114 MB) ends up resident; counting 95 kB per read instead
+    # of the 2 MiB a read fault can map let it reach the whole file too on Linux 6.18.
+    assert peak < 40, peak
+
+
+def _bench_training_module():
+    spec = importlib.util.spec_from_file_location("bench_training", REPO_ROOT / "benchmarks" / "bench_training.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_busy_fraction_counts_overlapping_kernels_once():
+    union_seconds = _bench_training_module().union_seconds
+    assert union_seconds([(0.0, 2.0), (1.0, 3.0), (5.0, 6.0), (5.5, 5.7)]) == 4.0
+    assert union_seconds([]) == 0.0
+
+
+@pytest.mark.slow
+def test_gpu_training_script_runs_on_the_cpu_at_toy_size(tmp_path):
+    """benchmarks/gpu_training.sh without a GPU: both data paths of one model, a table with the machine stamp."""
+    settings = {"MODELS": "braai_vgg", "ALERTS": "32", "VAL_ALERTS": "16", "BATCH_SIZE": "16", "EPOCHS": "2"}
+    env = {**os.environ, **settings, "PYTHON": sys.executable, "OUT": str(tmp_path), "WORKERS": "0", "COMPILE": "0"}
+    done = subprocess.run(
+        ["bash", str(REPO_ROOT / "benchmarks" / "gpu_training.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (table_path,) = (tmp_path / "training").glob("cpu_*.csv")
+    table = pd.read_csv(table_path)
+    assert sorted(table["data_path"]) == ["device", "loader"] and (table["status"] == "ok").all()
+    assert (table["alerts_per_s"] > 0).all() and (table["data_only_alerts_per_s"] > 0).all()
+    assert table["busy_fraction"].isna().all()  # measured on a GPU only
+    assert {"cpu_model", "gpu_name", "torch_version", "code_version", "measured_at"} <= set(table.columns)
