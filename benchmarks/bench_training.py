@@ -114,8 +114,9 @@ class BusyFraction(pl.Callback):
         self.profiler = None
 
 
-def data_only_rate(data_path: str, dataset, args: argparse.Namespace) -> float:
-    """Alerts per second of one epoch of a data path's batches, on the training device, without a model."""
+def data_only_rate(data_path: str, dataset, args: argparse.Namespace, min_seconds: float = 1.0) -> float:
+    """Alerts per second of a data path's batches on the training device, without a model (whole
+    epochs after a warm-up one, for at least ``min_seconds``)."""
     from torch.utils.data import DataLoader
 
     from alertlib.learn.devicedata import DeviceTriplets
@@ -132,12 +133,17 @@ def data_only_rate(data_path: str, dataset, args: argparse.Namespace) -> float:
         loader = DataLoader(
             dataset, args.batch_size, sampler=sampler, num_workers=args.num_workers, pin_memory=device.type == "cuda"
         )
-    sampler.set_epoch(1)
-    start, alerts = time.perf_counter(), 0
-    for images, _labels in loader:
-        alerts += len(images.to(device, non_blocking=True))
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    alerts, start = 0, 0.0
+    for epoch in range(10_000):  # epoch 0 warms up; then whole epochs until min_seconds have passed
+        if epoch == 1:
+            alerts, start = 0, time.perf_counter()
+        elif epoch > 1 and time.perf_counter() - start >= min_seconds:
+            break
+        sampler.set_epoch(epoch)
+        for images, _labels in loader:
+            alerts += len(images.to(device, non_blocking=True))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
     return alerts / (time.perf_counter() - start)
 
 
