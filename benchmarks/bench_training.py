@@ -152,6 +152,8 @@ def measure_fit(arch: str, data_path: str, data: dict, args: argparse.Namespace)
     from alertlib.core.provenance import seed_everything
     from alertlib.learn.datasets import TripletDataset
 
+    # Before seeding: its loaders draw from torch's global generator, which the training's dropout uses.
+    data_rate = data_only_rate(data_path, TripletDataset(*data["train"], augment=True, seed=0, crop=args.crop), args)
     seed_everything(0)
     model = create_model(arch, "scratch", input_size=args.crop)
     train = TripletDataset(data["train"][0], data["train"][1], augment=True, seed=0, crop=args.crop)
@@ -170,7 +172,6 @@ def measure_fit(arch: str, data_path: str, data: dict, args: argparse.Namespace)
         "data_path": data_path,
         "seed": 0,
     }
-    data_rate = data_only_rate(data_path, TripletDataset(*data["train"], augment=True, seed=0, crop=args.crop), args)
     result = fit(model, train, val, "binary", config, callbacks=[busy])
     history = result.history
     rates = history["train_samples"] / history["train_time_s"]
