@@ -251,3 +251,41 @@ def test_the_packet_sets_name_the_held_out_evaluation_folders_as_not_for_calibra
     for name, packet_set in realism.PACKET_SETS.items():
         assert all((shared_data / folder).is_dir() for folder in packet_set.folders), name
         assert packet_set.development == (not held_out & set(packet_set.folders)), name
+
+
+def test_a_held_out_set_never_lends_its_exposures_to_the_sky(monkeypatch, tmp_path):
+    import pandas as pd
+
+    monkeypatch.setattr(realism, "triplet_statistics", lambda _: pytest.fail("the held-out set was measured"))
+    monkeypatch.setattr(
+        realism, "read_real_triplets", lambda _: (np.zeros((2, 63, 63, 3)), pd.DataFrame({"objectId": ["a", "b"]}), [])
+    )
+    (tmp_path / "held-out").mkdir()
+    held_out = realism.PacketSet(("held-out",), {"exposures": "matched"}, development=False)
+    with pytest.raises(ValueError, match="held out"):
+        realism.realism_by_set({"held-out": held_out}, shared_data=tmp_path)
+
+
+def test_matched_exposures_take_each_exposure_s_conditions_and_its_seeing_from_the_psf_width():
+    import pandas as pd
+
+    from alertlib.sky.calibration import SEEING_MEDIAN_PX, TABLE
+
+    candidates = pd.DataFrame(
+        {
+            "jd": [1.5, 1.5, 1.5, 2.5],
+            "fid": [1, 1, 2, 2],
+            "ra": [10.0, 11.0, 12.0, 50.0],
+            "dec": [0.0, 1.0, 2.0, 5.0],
+            "magzpsci": [26.0, 26.2, 26.4, 25.0],
+            "diffmaglim": [19.0, 19.5, 20.0, 18.0],
+        }
+    )
+    width = TABLE["seeing_median_px"].measured
+    statistics = pd.DataFrame(
+        {"science_noise_to_level": [0.1, 0.05, 0.1, 0.2], "psf_fwhm_px": [width] * 3 + [2 * width]}
+    )
+    table = realism.matched_exposures(candidates, statistics)
+    assert table["jd"].tolist() == [1.5, 2.5] and table["fid"].tolist() == [1, 2]
+    assert table.loc[0, ["magzpsci", "diffmaglim", "sky_to_noise", "ra"]].tolist() == [26.2, 19.5, 10.0, 11.0]
+    assert np.allclose(table["fwhm_px"], [SEEING_MEDIAN_PX, 2 * SEEING_MEDIAN_PX])

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from alertlib.core.vocab import PEAK_MAG_THRESHOLD
+from alertlib.sky.exposures import exposure_quadrants
 from alertlib.sky.observing import observe_sources
 from alertlib.sky.sources import draw_sources
 from alertlib.sky.triplets import render_batch
@@ -45,8 +46,48 @@ def source_set(alert_class: np.ndarray, label: np.ndarray) -> np.ndarray:
     )
 
 
+def observe_batch(
+    seed: int, batch_index: int, n_sources: int, max_alerts: int = 8, class_mix: str = "bts", exposures=None
+):
+    """The random stream, sources and alerts of one batch, before any rendering.
+
+    The stream depends only on (seed, batch); :func:`simulate_alert_batch` renders from the returned
+    generator, so the alerts found here are those it renders. ``exposures`` (a number of exposures or
+    a table of them, :func:`alertlib.sky.exposures.exposure_quadrants`) makes a sky of exposures.
+    """
+    rng = np.random.default_rng([int(seed), int(batch_index), 3])
+    quadrants = None if exposures is None else exposure_quadrants(seed, exposures)
+    sources = draw_sources(rng, n_sources, class_mix, quadrants)
+    alerts = observe_sources(rng, sources, max_alerts=max_alerts, quadrants=quadrants)
+    # Only sources with alerts are rendered; each keeps its number in the batch (source_number).
+    seen, alerts["source_index"] = np.unique(alerts["source_index"].to_numpy(), return_inverse=True)
+    sources = sources.iloc[seen].reset_index(drop=True).assign(source_number=seen)
+    return rng, sources, alerts
+
+
+def alert_labels(sources: pd.DataFrame, alerts: pd.DataFrame, first_source_id: int) -> pd.DataFrame:
+    """Per alert: ``source_id``, ``label`` and ``alert_class`` (all a split by source needs)."""
+    src = alerts["source_index"].to_numpy()
+    label = (
+        sources["class_index"].isin([0, 1]).to_numpy() & (sources["peakmag"].to_numpy() <= PEAK_MAG_THRESHOLD)
+    ).astype(np.int64)[src]
+    return pd.DataFrame(
+        {
+            "source_id": first_source_id + sources["source_number"].to_numpy()[src],
+            "label": label,
+            "alert_class": sources["alert_class"].to_numpy()[src],
+        }
+    )
+
+
 def simulate_alert_batch(
-    seed: int, batch_index: int, n_sources: int, first_source_id: int, max_alerts: int = 8, class_mix: str = "bts"
+    seed: int,
+    batch_index: int,
+    n_sources: int,
+    first_source_id: int,
+    max_alerts: int = 8,
+    class_mix: str = "bts",
+    exposures=None,
 ):
     """Sources, alerts and raw triplets of one batch; its random stream depends only on (seed, batch).
 
@@ -57,16 +98,11 @@ def simulate_alert_batch(
     candidates:
         One row per alert: ZTF candidate fields, labels and truth columns.
     """
-    rng = np.random.default_rng([int(seed), int(batch_index), 3])
-    sources = draw_sources(rng, n_sources, class_mix)
-    alerts = observe_sources(rng, sources, max_alerts=max_alerts)
+    rng, sources, alerts = observe_batch(seed, batch_index, n_sources, max_alerts, class_mix, exposures)
     triplets, measured = render_batch(rng, sources, alerts)
     src = alerts["source_index"].to_numpy()
-    source_id = first_source_id + src
-    label = (
-        sources["class_index"].isin([0, 1]).to_numpy() & (sources["peakmag"].to_numpy() <= PEAK_MAG_THRESHOLD)
-    ).astype(np.int64)[src]
-    alert_class = sources["alert_class"].to_numpy()[src]
+    labels = alert_labels(sources, alerts, first_source_id)
+    source_id, label, alert_class = (labels[c].to_numpy() for c in ("source_id", "label", "alert_class"))
     candid = (np.int64(seed) % 1000) * 10**15 + source_id.astype(np.int64) * 1000 + np.arange(len(alerts)) % 1000
     candidates = pd.DataFrame(
         {

@@ -3,7 +3,9 @@
 Each row of the table gives one constant's value, unit and meaning, where it comes from (real ZTF
 packets of the shared data, a paper, or a choice) and how the value relates to it. Rows measured on
 the packets name the function of ``alertlib.sky.packet_calibration`` and the key of its result that
-gave the number; ``tests/test_calibration.py`` recomputes them. The constants below are the table's
+gave the number, and the packet folders when not the table's (:func:`packets_of`);
+``tests/test_calibration.py`` recomputes them. Only development sets are calibrated on, never the
+study's held-out evaluation packets (``alert-packets/fink-ztf-crossmatched``, ``bts-real-sample``). The constants below are the table's
 values under the names the simulator's modules use (pairs of bounds as tuples, per-band values as
 dicts by ``fid``).
 """
@@ -35,9 +37,12 @@ class CalibratedConstant:
     measured: float | None = None
     tolerance: float | None = None
     not_recomputable: str | None = None  # why the value cannot be recomputed from the packets
+    packets: tuple[str, ...] | None = None  # the packet folders it was measured on, where not the table's
 
 
 def _row(path: Path, name: str, fields: dict) -> CalibratedConstant:
+    if "packets" in fields:
+        fields = {**fields, "packets": tuple(fields["packets"])}
     try:
         row = CalibratedConstant(name=name, **fields)
     except TypeError as error:
@@ -51,7 +56,14 @@ def _row(path: Path, name: str, fields: dict) -> CalibratedConstant:
         raise ValueError(f"{path}: constant {name!r} needs all of {MEASUREMENT_KEYS} or none")
     if all(given) == (row.not_recomputable is not None):
         raise ValueError(f"{path}: constant {name!r} needs either {MEASUREMENT_KEYS} or not_recomputable")
+    if row.packets is not None and row.measured_by is None:
+        raise ValueError(f"{path}: constant {name!r} names packets but no measurement on them")
     return row
+
+
+def packets_of(row: CalibratedConstant) -> tuple[str, ...]:
+    """The packet folders a measured row comes from: its own, else the table's."""
+    return row.packets if row.packets is not None else tuple(PACKETS)
 
 
 def load_table(path: str | Path = TABLE_PATH) -> tuple[list[str], dict[str, CalibratedConstant]]:
@@ -83,6 +95,7 @@ SCIENCE_NOISE_SPREAD = _value("science_noise_spread")
 TEMPLATE_SKY_TO_NOISE = {1: _value("template_sky_to_noise_g"), 2: _value("template_sky_to_noise_r")}  # by fid
 TEMPLATE_SKY_SPREAD = _value("template_sky_spread")
 ZERO_POINT_MEDIAN = _value("zero_point_median")
+ZERO_POINT_SPREAD = _value("zero_point_spread")
 GAIN = _value("gain")
 SEEING_MEDIAN_PX = _value("seeing_median_px")
 SEEING_SPREAD = _value("seeing_spread")
@@ -101,8 +114,12 @@ REFERENCE_FWHM_MEDIAN_PX = _value("reference_fwhm_median_px")
 REFERENCE_NOISE_SMOOTHING = _value("reference_noise_smoothing")
 REFERENCE_NOISE_SMOOTHING_SPREAD = _value("reference_noise_smoothing_spread")
 # The difference image and the detections.
-DIFFERENCE_LIMIT_MEDIAN = _value("difference_limit_median")
-DIFFERENCE_LIMIT_SPREAD = _value("difference_limit_spread")
+LIMIT_DEPTH_OFFSET_MAG = _value("limit_depth_offset_mag")
+LOCAL_NOISE_SPREAD = _value("local_noise_spread")
+# The quadrants of one exposure: spreads of their zero points, limits and log sky-to-noise about the exposure's.
+QUADRANT_ZERO_POINT_SPREAD = _value("quadrant_zero_point_spread")
+QUADRANT_LIMIT_SPREAD = _value("quadrant_limit_spread")
+QUADRANT_SKY_TO_NOISE_SPREAD = _value("quadrant_sky_to_noise_spread")
 SUBTRACTION_RESIDUAL = _value("subtraction_residual")
 DIFFERENCE_BACKGROUND_SPREAD = _value("difference_background_spread")
 PSF_MODEL_ERROR = _value("psf_model_error")
@@ -114,6 +131,18 @@ VARIABLE_STAR_MAGS = (_value("variable_star_mag_min"), _value("variable_star_mag
 VARIABILITY_INDEX = _value("variability_index")
 VARIABILITY_RANGE = (_value("variability_min"), _value("variability_max"))
 VARSTAR_DENSITY_POWER = _value("varstar_density_power")
+# Bogus detections: the share of each kind (alertlib.sky.sources.BOGUS_KINDS, in its order), and the
+# share of bogus sources in the mix of a whole exposure's candidates ("ztf-exposure").
+BOGUS_FRACTIONS = {
+    "dipole": _value("bogus_fraction_dipole"),
+    "psf_mismatch": _value("bogus_fraction_psf_mismatch"),
+    "cosmic_ray": _value("bogus_fraction_cosmic_ray"),
+    "hot_pixel": _value("bogus_fraction_hot_pixel"),
+    "bad_column": _value("bogus_fraction_bad_column"),
+    "ghost": _value("bogus_fraction_ghost"),
+    "noise": _value("bogus_fraction_noise"),
+}
+EXPOSURE_BOGUS_FRACTION = _value("exposure_bogus_fraction")
 # Masked pixels: depths and sides uniform over the ranges, the upper bound excluded.
 MASKED_STRIP_FRACTION = _value("masked_strip_fraction")
 MASKED_STRIP_DEPTH_PX = (_value("masked_strip_depth_min_px"), _value("masked_strip_depth_max_px"))

@@ -1,7 +1,7 @@
 """The candidate fields of each rendered alert: its photometry and its Pan-STARRS match.
 
-``magpsf`` and ``sigmapsf`` come from the true difference flux with the PSF-fit error of the sky, the
-photon noise and the subtraction's residual of the source beneath. The candidate's ``nmtchps``
+``magpsf`` and ``sigmapsf`` are the PSF-fit flux measured at the alert's detection and its error (the
+sky's, the photon noise, and the subtraction's residual of the source beneath). The candidate's ``nmtchps``
 (Pan-STARRS objects within 30 arcsec), ``sgscore1`` and ``distpsnr1`` are those of the host or the
 star on the candidate, else measured on the rendered field.
 """
@@ -14,31 +14,19 @@ import numpy as np
 import pandas as pd
 
 from alertlib.core.vocab import PIXEL_SCALE
-from alertlib.sky.calibration import FIELD_COUNT_MAG, GAIN
+from alertlib.sky.calibration import FIELD_COUNT_MAG
 
 if TYPE_CHECKING:
     from alertlib.sky.triplets import Exposures, Scene
 
 
-def _photometry(
-    rng: np.random.Generator, alerts: pd.DataFrame, exposures: Exposures, central_flux: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``magpsf`` and ``sigmapsf`` of each alert."""
-    n_alerts = len(alerts)
-    noise = alerts["noise"].to_numpy()
-    sigma_sci = exposures.fwhm / 2.3548
-    true_flux = exposures.to_counts(alerts["true_difference_mag"].to_numpy())
-    noise_area = 4 * np.pi * sigma_sci**2
-    # Photon noise of the sky (in the noise), the transient and what sits beneath it (the variable
-    # star or AGN nucleus whose change is measured), and the subtraction's residual of that source
-    # (observe_sources), a fraction of its flux: in real stream alerts on stars the PSF-fit error is
-    # about 2% of the star's flux (median sigmapsf 0.12 at a difference flux 0.20 of the star's;
-    # alertlib.sky.packet_calibration.stream_calibration), far above its photon noise.
-    residual = alerts["subtraction_residual"].to_numpy() * central_flux
-    flux_error = np.sqrt(noise**2 * noise_area + (true_flux + central_flux) / GAIN + residual**2)
-    measured_flux = np.maximum(true_flux + rng.normal(0, 1, n_alerts) * flux_error, 0.2 * true_flux)
+def _photometry(alerts: pd.DataFrame, exposures: Exposures) -> tuple[np.ndarray, np.ndarray]:
+    """``magpsf`` and ``sigmapsf`` of each alert: the PSF-fit flux measured at its detection and its
+    error (the sky's, the photon noise of the change and what sits beneath it, the subtraction's
+    residual of a variable source: :func:`alertlib.sky.observing.observe_sources`)."""
+    measured_flux = alerts["measured_flux"].to_numpy()
     magpsf = exposures.zp - 2.5 * np.log10(measured_flux)
-    sigmapsf = 1.0857 * flux_error / measured_flux
+    sigmapsf = 1.0857 * alerts["flux_error"].to_numpy() / measured_flux
     return magpsf, sigmapsf
 
 
@@ -91,18 +79,16 @@ def candidate_fields(
     alerts: pd.DataFrame,
     scene: Scene,
     exposures: Exposures,
-    central_flux: np.ndarray,
     trail_length: np.ndarray,
 ) -> pd.DataFrame:
     """Per-alert measurements that go into the candidate table (magpsf, sigmapsf, fwhm, sgscore1, ...).
 
-    ``scene``, ``exposures``, ``central_flux`` (the candidate's point source in the reference, counts)
-    and ``trail_length`` (asteroids' trails, pixels) are those :func:`alertlib.sky.triplets.render_batch`
-    rendered the alerts with.
+    ``scene``, ``exposures`` and ``trail_length`` (asteroids' trails, pixels) are those
+    :func:`alertlib.sky.triplets.render_batch` rendered the alerts with.
     """
     n_alerts = len(alerts)
     src = exposures.src
-    magpsf, sigmapsf = _photometry(rng, alerts, exposures, central_flux)
+    magpsf, sigmapsf = _photometry(alerts, exposures)
     sgscore, distpsnr, nmtchps = _pan_starrs_match(rng, sources, scene)
     compact = np.isin(exposures.bogus_kind, ["cosmic_ray", "hot_pixel"])
     return pd.DataFrame(

@@ -344,13 +344,17 @@ class PacketSet:
 
     ``folders`` are relative to the shared data folder (or absolute); ``sky`` holds the options of
     :func:`alertlib.sky.simulate.simulate_alert_arrays` that make the matching sky (its
-    ``class_mix``, ...); ``development`` says whether the simulator may be calibrated on these
-    packets: the others are held out for evaluation and appear in realism reports only.
+    ``class_mix``, ...; ``"exposures": "matched"``: a sky of the set's own exposures, their
+    conditions measured on its packets by :func:`matched_exposures`); ``n_sources``, when given,
+    replaces the number of sources of the sky; ``development`` says whether the simulator may be
+    calibrated on these packets: the others are held out for evaluation and appear in realism
+    reports only (and their conditions are never measured).
     """
 
     folders: tuple[str, ...]
     sky: dict = field(default_factory=dict)
     development: bool = True
+    n_sources: int | None = None
 
 
 # The real ZTF sets of the shared data, each with the sky of its class mix. Development sets: a
@@ -362,7 +366,9 @@ PACKET_SETS = {
         ("alert-packets/ztf", "alert-packets/ztf-spark-snappy", "alert-packets/fink-ztf-parquet"),
         {"class_mix": "ztf-stream"},
     ),
-    "exposure": PacketSet(("alert-packets/ztf-one-exposure-2018",), {"class_mix": "ztf-exposure"}),
+    "exposure": PacketSet(
+        ("alert-packets/ztf-one-exposure-2018",), {"class_mix": "ztf-exposure", "exposures": "matched"}, n_sources=6000
+    ),
     "brokers": PacketSet(("alert-packets/ztf-brokers",), {"class_mix": "ztf-stream"}),
     "crossmatched": PacketSet(
         ("alert-packets/fink-ztf-crossmatched",), {"class_mix": "ztf-crossmatched"}, development=False
@@ -384,6 +390,20 @@ def real_groups(candidates: pd.DataFrame, group_by: str = "exposure") -> np.ndar
     else:
         images = exposure_of(candidates)
     return linked_groups(candidates["objectId"], images)
+
+
+def matched_exposures(candidates: pd.DataFrame, statistics: pd.DataFrame) -> pd.DataFrame:
+    """The conditions of the exposures of real alerts as a simulated sky's exposures
+    (:func:`alertlib.sky.packet_calibration.exposure_conditions`), the seeing from the PSF width in
+    their difference cutouts: the simulator's median seeing was matched so that its cutouts' mean
+    PSF width is the real packets' (``seeing_median_px`` in the calibration table), and an
+    exposure's seeing is that median scaled by its own mean width over theirs."""
+    from alertlib.sky.calibration import SEEING_MEDIAN_PX, TABLE
+    from alertlib.sky.packet_calibration import exposure_conditions
+
+    conditions = exposure_conditions(candidates, statistics)
+    conditions["fwhm_px"] = SEEING_MEDIAN_PX * conditions["psf_fwhm_px"] / TABLE["seeing_median_px"].measured
+    return conditions
 
 
 def realism_by_set(
@@ -423,12 +443,17 @@ def realism_by_set(
         folders = [Path(f) if Path(f).is_absolute() or root is None else root / f for f in packet_set.folders]
         if not all(folder.exists() for folder in folders):
             continue
-        options = {"max_alerts": max_alerts, **packet_set.sky}
-        key = json.dumps(options, sort_keys=True)
-        if key not in skies:
-            skies[key] = simulate_alert_arrays(n_sources, seed, progress=False, workers=workers, **options)
-        simulated, sim_candidates = skies[key]
         real, real_candidates, skipped = read_real_triplets(folders)
+        options = {"max_alerts": max_alerts, **packet_set.sky}
+        size = packet_set.n_sources or n_sources
+        key = json.dumps([size, options, name if options.get("exposures") == "matched" else None], sort_keys=True)
+        if options.get("exposures") == "matched":
+            if not packet_set.development:
+                raise ValueError(f"set {name!r} is held out: its exposures' conditions may not be measured")
+            options["exposures"] = matched_exposures(real_candidates, triplet_statistics(real))
+        if key not in skies:
+            skies[key] = simulate_alert_arrays(size, seed, progress=False, workers=workers, **options)
+        simulated, sim_candidates = skies[key]
         groups = real_groups(real_candidates, group_by)
         result = two_sample_test(
             simulated,

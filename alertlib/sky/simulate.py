@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 # Bump when a change alters the simulated data; it is part of every cache key and dataset version.
-SIMULATOR_VERSION = "9"
+SIMULATOR_VERSION = "10"
 GALAXY_BATCH = 256  # galaxies per random stream (fixed: part of what makes runs reproducible)
 ALERT_BATCH_SOURCES = 128  # sources per random stream
 
@@ -111,8 +111,8 @@ def _alert_batch_job(arguments):
     from alertlib.io.preprocess import l2_normalise_stack
     from alertlib.sky.alerts import simulate_alert_batch
 
-    seed, batch, count, first, max_alerts, class_mix = arguments
-    raw, table = simulate_alert_batch(seed, batch, count, first, max_alerts, class_mix)
+    seed, batch, count, first, max_alerts, class_mix, exposures = arguments
+    raw, table = simulate_alert_batch(seed, batch, count, first, max_alerts, class_mix, exposures)
     # BTSbot's per-cutout L2 normalisation, on (N, 3, H, W) views of the channels.
     normalised = np.moveaxis(l2_normalise_stack(np.moveaxis(raw, -1, 1)), 1, -1)
     return np.ascontiguousarray(normalised), table
@@ -230,11 +230,13 @@ def simulate_alert_arrays(
     class_mix: str = "bts",
     progress: bool = True,
     workers: int | None = None,
+    exposures=None,
 ):
     """Triplets (N, 63, 63, 3) L2-normalised per cutout and the candidate table, before splitting.
 
     ``workers`` processes render the batches (default :func:`default_workers`); the output does
-    not depend on it.
+    not depend on it. ``exposures`` (a number, or a table: :mod:`alertlib.sky.exposures`) makes a
+    sky of exposures, each source seen once in one of them.
     """
     import numpy as np
     import pandas as pd
@@ -244,7 +246,7 @@ def simulate_alert_arrays(
     triplets, candidates = [], []
     bar = _progress(n_sources, "alert sources", "source", progress)
     jobs = [
-        (seed, batch, min(ALERT_BATCH_SOURCES, n_sources - first), first, max_alerts, class_mix)
+        (seed, batch, min(ALERT_BATCH_SOURCES, n_sources - first), first, max_alerts, class_mix, exposures)
         for batch, first in enumerate(range(0, n_sources, ALERT_BATCH_SOURCES))
     ]
     for job, (normalised, table) in zip(jobs, map_batches(_alert_batch_job, jobs, workers), strict=True):

@@ -7,7 +7,7 @@ For each alert (all on an 80x80 canvas in Fourier space, then cropped to 63x63 a
    stars and galaxies, and the point source on the candidate (a variable star, the bright star behind
    a bogus residual, or an AGN nucleus);
 2. **changes** (per alert, :func:`_changes`): what changed since the reference: the transient, the
-   variable part, an asteroid (trailed or not), a ghost;
+   variable part, an asteroid (trailed or not), a ghost, a noise fluctuation at the limit;
 3. **noiseless models** (:func:`_noiseless_models`): the science image with the epoch's PSF (and, on
    cloudy exposures, the calibration error of every static source), the reference with its own
    (usually sharper) Moffat PSF;
@@ -105,22 +105,24 @@ def draw_scene(rng: np.random.Generator, sources: pd.DataFrame) -> Scene:
     """Per source: candidate position, host light, the field, and the point source on the candidate."""
     n_src = len(sources)
     cls = sources["class_index"].to_numpy()
-    kind = sources["bogus_kind"].to_numpy()
     cand_x = CENTRE + rng.uniform(-0.5, 0.5, n_src)
     cand_y = CENTRE + rng.uniform(-0.5, 0.5, n_src)
     host_spectrum, offset_x, offset_y = host_spectra(rng, sources, cand_x, cand_y)
     # The field (stars and faint galaxies), static: in the reference and the science image alike.
     field = draw_field(rng, sources["field_star_density"].to_numpy(), sources["extinction_r"].to_numpy())
     host_spectrum += field_spectra(field, n_src)
-    # A point source on the candidate: the variable star, or the bright star behind a bogus residual.
-    central_star = (cls == 3) | np.isin(kind, ["dipole", "psf_mismatch", "ghost"])
-    central_star_mag = np.where(
-        np.isin(kind, ["psf_mismatch", "ghost"]), rng.uniform(12.5, 15.5, n_src), sources["star_mag"].to_numpy()
-    )
-    nucleus = cls == 2
-    nucleus_mag = sources["host_mag"].to_numpy() - 2.5 * np.log10(sources["nucleus_fraction"].to_numpy())
+    # A point source on the candidate: the variable star, or the star behind a bogus residual; or an AGN nucleus.
     return Scene(
-        cand_x, cand_y, offset_x, offset_y, host_spectrum, field, central_star, central_star_mag, nucleus, nucleus_mag
+        cand_x,
+        cand_y,
+        offset_x,
+        offset_y,
+        host_spectrum,
+        field,
+        sources["central_star"].to_numpy(),
+        sources["star_mag"].to_numpy(),
+        cls == 2,
+        sources["nucleus_mag"].to_numpy(),
     )
 
 
@@ -147,7 +149,7 @@ def _exposures(sources: pd.DataFrame, alerts: pd.DataFrame) -> Exposures:
 def _changes(
     rng: np.random.Generator, scene: Scene, exposures: Exposures, alerts: pd.DataFrame, like: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What changed since the reference: the transient, the variable part, an asteroid, a ghost.
+    """What changed since the reference: the transient, the variable part, an asteroid, a ghost, a noise blob.
 
     Returns the spectra (N, H, W//2+1) of the changes still to be convolved (asteroids, ghosts), the
     change of the candidate's point source (counts, signed), and each asteroid's trail length (pixels).
@@ -175,6 +177,13 @@ def _changes(
         ghost_flux = exposures.to_counts(alerts["true_difference_mag"].to_numpy() - 1.0)[g]
         blob = render.gaussian_transfer(ghost_width[g], canvas)
         changed[g] += point_spectrum(ghost_flux, scene.cand_x[src][g], scene.cand_y[src][g]) * blob
+    fluctuation = np.nonzero(exposures.bogus_kind == "noise")[0]
+    if fluctuation.size:
+        # A noise fluctuation at the limit: a faint blob about the PSF's size, in the science image only.
+        flux = exposures.to_counts(alerts["true_difference_mag"].to_numpy())[fluctuation]
+        blob = render.gaussian_transfer(rng.uniform(0.5, 1.5, fluctuation.size), canvas)
+        f = src[fluctuation]
+        changed[fluctuation] += point_spectrum(flux, scene.cand_x[f], scene.cand_y[f]) * blob
     return changed, candidate_change, trail_length
 
 
@@ -188,8 +197,8 @@ def _central_flux(scene: Scene, exposures: Exposures) -> np.ndarray:
 
 def _noiseless_models(
     rng: np.random.Generator, scene: Scene, exposures: Exposures, alerts: pd.DataFrame
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Science and reference images without noise (N, H, W), the candidate's reference flux, and trail lengths."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Science and reference images without noise (N, H, W), and the asteroids' trail lengths."""
     canvas = (CANVAS, CANVAS)
     src, band = exposures.src, exposures.band
     # Static scene (host + field + quiescent central star / nucleus), in the alert's band.
@@ -211,7 +220,7 @@ def _noiseless_models(
     )
     science_model = render.irfft2(science_spectrum, canvas)
     reference_model = render.irfft2(reference_spectrum, canvas)
-    return science_model, reference_model, central_flux, trail_length
+    return science_model, reference_model, trail_length
 
 
 def _science_image(rng: np.random.Generator, science_model: np.ndarray, alerts: pd.DataFrame) -> np.ndarray:
@@ -389,12 +398,12 @@ def render_batch(
     """
     scene = draw_scene(rng, sources)
     exposures = _exposures(sources, alerts)
-    science_model, reference_model, central_flux, trail_length = _noiseless_models(rng, scene, exposures, alerts)
+    science_model, reference_model, trail_length = _noiseless_models(rng, scene, exposures, alerts)
     science = _science_image(rng, science_model, alerts)
     reference, ref_noise_sigma, smoothing = _reference_image(rng, reference_model, alerts, exposures, len(sources))
     _add_defects(rng, science, scene, exposures, alerts)
     difference = _zogy_difference(rng, science, reference, alerts, exposures, ref_noise_sigma, smoothing)
     triplets = _cutouts(rng, science, reference, difference, alerts)
     _mask(rng, triplets)
-    measured = candidate_fields(rng, sources, alerts, scene, exposures, central_flux, trail_length)
+    measured = candidate_fields(rng, sources, alerts, scene, exposures, trail_length)
     return triplets, measured
