@@ -343,3 +343,26 @@ def test_fading_variables_give_negative_subtractions_shown_positive():
     assert (difference[bright & negative] > 0).mean() > 0.9
     _, again = simulate_alert_arrays(20, seed=3, class_mix="ztf-stream", progress=False, workers=1)
     assert set(again["isdiffpos"]) <= {"t", "f"}
+
+
+def test_a_test_split_of_its_own_size_stratified_by_label(tmp_path, monkeypatch):
+    from alertlib.sky import simulate
+    from alertlib.sky.alerts import SPLIT_FRACTIONS, split_by_source, split_fractions
+
+    assert split_fractions(100) == SPLIT_FRACTIONS
+    train, val, test = split_fractions(300, 700)
+    assert abs(test - 0.7) < 1e-12 and abs(train / val - 9.0) < 1e-9 and abs(train + val + test - 1) < 1e-12
+    rng = np.random.default_rng(1)
+    sources = np.repeat(np.arange(1000), rng.integers(1, 4, 1000))
+    table = pd.DataFrame({"source_id": sources, "label": (sources % 5 == 0).astype(int)})
+    rows = split_by_source(table, seed=2, fractions=split_fractions(300, 700))
+    per_split = {split: table.iloc[index].groupby("source_id")["label"].first() for split, index in rows.items()}
+    assert len(per_split["test"]) == 700 and len(per_split["train"]) == 270 and len(per_split["val"]) == 30
+    assert all(abs(labels.mean() - 0.2) < 0.02 for labels in per_split.values())  # stratified by label
+    # The cache key and the profile's simulate block carry it.
+    assert simulate.cache_key("alerts", 300, 0, n_test_sources=700) != simulate.cache_key("alerts", 300, 0)
+    assert simulate.cache_key("alerts", 300, 0, n_test_sources=None) == simulate.cache_key("alerts", 300, 0)
+    seen = {}
+    monkeypatch.setattr(simulate, "cached_sky", lambda kind, size, seed, **options: seen.update(options) or tmp_path)
+    simulate.alert_sky_from_profile({"simulate": {"n_sources": 300, "n_test_sources": 700}, "seed": 3})
+    assert seen["n_test_sources"] == 700

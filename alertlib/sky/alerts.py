@@ -144,10 +144,24 @@ def simulate_alert_batch(
     return triplets, candidates
 
 
+SPLIT_FRACTIONS = (0.81, 0.09, 0.10)  # BTS's train/val/test split by source
+
+
+def split_fractions(n_sources: int, n_test_sources: int | None = None) -> tuple[float, float, float]:
+    """Train, validation and test shares of the sources: BTS's 81/9/10, or, with ``n_test_sources``
+    test sources beside ``n_sources``, those split 90/10 (81:9) into train and validation."""
+    if n_test_sources is None:
+        return SPLIT_FRACTIONS
+    test = n_test_sources / (n_sources + n_test_sources)
+    train = SPLIT_FRACTIONS[0] / (SPLIT_FRACTIONS[0] + SPLIT_FRACTIONS[1])
+    return ((1 - test) * train, (1 - test) * (1 - train), test)
+
+
 def split_by_source(
-    candidates: pd.DataFrame, seed: int, fractions=(0.81, 0.09, 0.10), n_max: int = 100
+    candidates: pd.DataFrame, seed: int, fractions=SPLIT_FRACTIONS, n_max: int = 100
 ) -> dict[str, np.ndarray]:
-    """Row indices of train/val/test: sources split 81/9/10; training keeps <= ``n_max`` alerts per source.
+    """Row indices of train/val/test: sources split by ``fractions`` (BTS's 81/9/10); training keeps
+    <= ``n_max`` alerts per source.
 
     The split is stratified by the source's label: the sources of each label are split 81/9/10 on
     their own, validation and test getting at least one source of each label that has three or more,

@@ -270,6 +270,8 @@ def simulate_alerts(
     n_max: int = 100,
     class_mix: str = "bts",
     progress: bool = True,
+    n_test_sources: int | None = None,
+    exposures: int | None = None,
 ) -> Path:
     """Simulate the alerts of ``n_sources`` sources into ``out_dir`` in the BTS release layout.
 
@@ -280,17 +282,24 @@ def simulate_alerts(
     n_max:
         BTS's cap on alerts per source in the training split.
     class_mix:
-        ``"bts"`` (the study's) or ``"ztf-stream"`` (mostly variable stars, like random public
-        packets; for realism checks), see ``alertlib.sky.sources.CLASS_MIXES``.
+        ``"bts"`` (the study's), ``"ztf-stream"`` (mostly variable stars, like random public
+        packets; for realism checks) and others, see ``alertlib.sky.sources.CLASS_MIXES``.
+    n_test_sources:
+        A test split of its own: this many sources more are simulated and make the test split
+        (stratified by label), while ``n_sources`` split 90/10 into train and validation. Without
+        it all sources split 81/9/10. Sources are counted as drawn: one never detected has no alert.
+    exposures:
+        A sky of this many shared exposures, each source seen once (:mod:`alertlib.sky.exposures`).
     """
 
     from alertlib.core.provenance import code_version
     from alertlib.io.release import write_metadata, write_split
-    from alertlib.sky.alerts import split_by_source
+    from alertlib.sky.alerts import split_by_source, split_fractions
 
     start = time.perf_counter()
-    triplets, candidates = simulate_alert_arrays(n_sources, seed, max_alerts, class_mix, progress)
-    rows = split_by_source(candidates, seed, n_max=n_max)
+    total = n_sources + (n_test_sources or 0)
+    triplets, candidates = simulate_alert_arrays(total, seed, max_alerts, class_mix, progress, exposures=exposures)
+    rows = split_by_source(candidates, seed, split_fractions(n_sources, n_test_sources), n_max=n_max)
     version = dataset_version(n_max)
     out_dir = Path(out_dir)
     counts = {}
@@ -311,9 +320,12 @@ def simulate_alerts(
                 "version": version,
                 "seed": int(seed),
                 "n_sources": int(n_sources),
+                "n_test_sources": None if n_test_sources is None else int(n_test_sources),
                 "max_alerts": int(max_alerts),
                 "n_max": int(n_max),
                 "class_mix": class_mix,
+                "exposures": exposures,
+                "split_fractions": [round(f, 6) for f in split_fractions(n_sources, n_test_sources)],
                 "splits": counts,
                 "alert_classes": {k: int(v) for k, v in candidates["alert_class"].value_counts().sort_index().items()},
                 "code_version": code_version(),
@@ -325,7 +337,9 @@ def simulate_alerts(
 
 
 def cache_key(kind: str, size: int, seed: int, **options) -> str:
-    """The cache folder name: kind, size, seed, simulator version and a hash of other options."""
+    """The cache folder name: kind, size, seed, simulator version and a hash of other options (those
+    left at None, their default, count as not given)."""
+    options = {name: value for name, value in options.items() if value is not None}
     extra = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
     return f"{kind}-n{size}-seed{seed}-v{SIMULATOR_VERSION}-{extra}"
 
@@ -338,7 +352,8 @@ def cached_sky(kind: str, size: int, seed: int, progress: bool = True, **options
     kind:
         ``"galaxies"`` (``size`` galaxies) or ``"alerts"`` (``size`` sources).
     options:
-        Passed to ``simulate_galaxies`` / ``simulate_alerts`` (and part of the key).
+        Passed to ``simulate_galaxies`` / ``simulate_alerts`` (and part of the key), e.g.
+        ``n_test_sources``, ``dtype``, ``exposures`` for alerts.
     """
     from alertlib.core.paths import data_dir
 
@@ -375,8 +390,14 @@ def sky_from_profile(config: dict, progress: bool = True) -> dict[str, Path]:
 
 def alert_sky_from_profile(config: dict, class_mix: str | None = None, progress: bool = True) -> Path:
     """The alert data set of a profile's ``simulate:`` block, cached; ``class_mix`` replaces its mix
-    (e.g. ``"ztf-stream"``: the same size and seed with the raw stream's classes, for realism checks)."""
+    (e.g. ``"ztf-stream"``: the same size and seed with the raw stream's classes, for realism checks).
+
+    The block's ``n_test_sources`` (a test split of that many sources, beside ``n_sources`` split
+    90/10 into train and validation) and ``exposures`` (a sky of that many shared exposures) are
+    passed on when given (:func:`simulate_alerts`).
+    """
     settings = config["simulate"]
+    optional = {key: int(settings[key]) for key in ("n_test_sources", "exposures") if settings.get(key) is not None}
     return cached_sky(
         "alerts",
         int(settings["n_sources"]),
@@ -385,6 +406,7 @@ def alert_sky_from_profile(config: dict, class_mix: str | None = None, progress:
         max_alerts=int(settings.get("max_alerts", 8)),
         n_max=int(settings.get("n_max", 100)),
         class_mix=str(class_mix or settings.get("class_mix", "bts")),
+        **optional,
     )
 
 
@@ -406,13 +428,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     alerts.add_argument("--max-alerts", type=int, default=8, help="alerts kept per source (default 8)")
     alerts.add_argument("--n-max", type=int, default=100, help="training cap on alerts per source (default 100)")
     alerts.add_argument(
+        "--n-test-sources",
+        type=int,
+        default=None,
+        help="a test split of this many more sources (the others split 90/10 into train and val)",
+    )
+    alerts.add_argument("--exposures", type=int, default=None, help="a sky of this many shared exposures")
+    alerts.add_argument(
         "--class-mix",
         default="bts",
-        choices=["bts", "ztf-stream"],
-        help="source classes: the study's (bts) or like the raw ZTF stream",
+        help="source classes: the study's (bts, default), like the raw ZTF stream (ztf-stream), or "
+        "another of alertlib.sky.sources.CLASS_MIXES",
     )
     for p in (galaxies, alerts):
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_alerts(args: argparse.Namespace, progress: bool) -> Path:
+    from alertlib.core.errors import UserError
+    from alertlib.sky.sources import CLASS_MIXES
+
+    if args.class_mix not in CLASS_MIXES:
+        raise UserError(f"--class-mix {args.class_mix!r} is not one of {sorted(CLASS_MIXES)}")
+    options = {
+        "max_alerts": args.max_alerts,
+        "n_max": args.n_max,
+        "class_mix": args.class_mix,
+        "n_test_sources": args.n_test_sources,
+        "exposures": args.exposures,
+    }
+    if args.out:
+        return simulate_alerts(args.n_sources, args.seed, args.out, progress=progress, **options)
+    return cached_sky("alerts", args.n_sources, args.seed, progress=progress, **options)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -427,11 +474,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             path = cached_sky("galaxies", args.n, args.seed, progress=progress, **options)
     else:
-        options = {"max_alerts": args.max_alerts, "n_max": args.n_max, "class_mix": args.class_mix}
-        if args.out:
-            path = simulate_alerts(args.n_sources, args.seed, args.out, progress=progress, **options)
-        else:
-            path = cached_sky("alerts", args.n_sources, args.seed, progress=progress, **options)
+        path = _run_alerts(args, progress)
     metadata = json.loads((Path(path) / "dataset.json").read_text())
     summary = {k: metadata[k] for k in ("kind", "simulator_version", "seed") if k in metadata}
     if "splits" in metadata:
