@@ -345,6 +345,25 @@ def test_fading_variables_give_negative_subtractions_shown_positive():
     assert set(again["isdiffpos"]) <= {"t", "f"}
 
 
+def test_the_streamed_release_is_the_in_memory_sky_split_by_source(tmp_path):
+    """simulate_alerts writes chunk by chunk into the final files what the whole arrays give."""
+    from alertlib.sky.alerts import split_by_source, split_fractions
+    from alertlib.sky.simulate import _content_hash, simulate_alert_arrays
+
+    folder = simulate_alerts(150, 5, tmp_path / "sky", n_test_sources=60, dtype="float64", progress=False, workers=2)
+    triplets, candidates = simulate_alert_arrays(210, 5, progress=False, workers=1)
+    rows = split_by_source(candidates, 5, split_fractions(150, 60))
+    for split, index in rows.items():
+        part = read_split(folder, split)
+        assert part.triplets.dtype == np.float64
+        assert np.array_equal(np.asarray(part.triplets), triplets[index].astype(np.float64)), split
+        written = next(folder.glob(f"{split}_cand_*.csv")).read_text()
+        assert written == candidates.iloc[index].to_csv(index=False), split  # the same text, byte for byte
+    metadata = json.loads((folder / "dataset.json").read_text())
+    assert metadata["content_sha256"] == _content_hash(triplets, candidates)
+    assert metadata["dtype"] == "float64" and metadata["n_test_sources"] == 60
+
+
 def test_a_test_split_of_its_own_size_stratified_by_label(tmp_path, monkeypatch):
     from alertlib.sky import simulate
     from alertlib.sky.alerts import SPLIT_FRACTIONS, split_by_source, split_fractions
@@ -366,3 +385,42 @@ def test_a_test_split_of_its_own_size_stratified_by_label(tmp_path, monkeypatch)
     monkeypatch.setattr(simulate, "cached_sky", lambda kind, size, seed, **options: seen.update(options) or tmp_path)
     simulate.alert_sky_from_profile({"simulate": {"n_sources": 300, "n_test_sources": 700}, "seed": 3})
     assert seen["n_test_sources"] == 700
+
+
+@pytest.mark.slow
+def test_the_streamed_release_needs_no_more_memory_for_more_sources(tmp_path, monkeypatch):
+    import tracemalloc
+
+    from alertlib.sky import simulate
+
+    monkeypatch.setattr(simulate, "ALERT_BATCH_SOURCES", 16)
+    simulate.simulate_alerts(16, 1, tmp_path / "warm-up", progress=False, workers=1)  # imports, caches
+
+    def peak(run) -> int:
+        tracemalloc.start()
+        try:
+            run()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    streamed = {
+        n: peak(lambda n=n: simulate.simulate_alerts(n, 1, tmp_path / f"{n}", progress=False, workers=1))
+        for n in (96, 320)
+    }
+    in_memory = {
+        n: peak(lambda n=n: simulate.simulate_alert_arrays(n, 1, progress=False, workers=1)) for n in (96, 320)
+    }
+    assert in_memory[320] > 2 * in_memory[96]  # the whole arrays grow with the sky (the test can see it)
+    assert streamed[320] < 1.3 * streamed[96], (streamed, in_memory)  # one chunk at a time does not
+
+
+def test_sources_for_alerts_gives_the_fewest_whole_batches_that_reach_the_alerts(monkeypatch):
+    from alertlib.sky import simulate
+
+    monkeypatch.setattr(simulate, "ALERT_BATCH_SOURCES", 16)
+    n_sources = simulate.sources_for_alerts(150, seed=2, workers=1)
+    assert n_sources % 16 == 0
+    _, enough = simulate.simulate_alert_arrays(n_sources, 2, progress=False, workers=1)
+    _, fewer = simulate.simulate_alert_arrays(n_sources - 16, 2, progress=False, workers=1)
+    assert len(enough) >= 150 > len(fewer)

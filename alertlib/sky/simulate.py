@@ -7,7 +7,9 @@ Two data sets come out, each in the format its real counterpart has, so one load
   RGB composites as ``images/<id_str>.png`` and, for speed, all of them in ``images.npy`` (uint8,
   row-aligned with the catalog);
 - **alerts**: the BTS release layout (``{split}_triplets_<version>.npy`` and ``{split}_cand_<version>.csv``,
-  split by source 81/9/10, stratified by label), triplets L2-normalised per cutout as BTSbot does.
+  split by source 81/9/10, stratified by label, or with a test split of its own size), triplets
+  L2-normalised per cutout as BTSbot does, written chunk by chunk into the final files
+  (:mod:`alertlib.sky.writer`), so a release of the real one's size never sits in memory.
 
 Both are deterministic: the same seed and ``SIMULATOR_VERSION`` give bit-identical files. Each batch
 draws from its own random stream, derived from (seed, batch index), so batches are independent.
@@ -29,6 +31,7 @@ from pathlib import Path
 SIMULATOR_VERSION = "10"
 GALAXY_BATCH = 256  # galaxies per random stream (fixed: part of what makes runs reproducible)
 ALERT_BATCH_SOURCES = 128  # sources per random stream
+DTYPES = ("float32", "float64")  # the triplet files' types (the real release's: float64)
 
 
 def _progress(total: int, desc: str, unit: str, enabled: bool):
@@ -83,6 +86,7 @@ def map_batches(function, arguments: list, workers: int | None = None):
     a module-level function (it is pickled to the workers).
     """
     import multiprocessing
+    from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
     workers = default_workers() if workers is None else max(1, int(workers))
@@ -93,7 +97,14 @@ def map_batches(function, arguments: list, workers: int | None = None):
     # fork starts workers in milliseconds and shares the imported modules; elsewhere spawn.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
-        yield from pool.map(function, arguments)
+        # At most two batches per worker wait to be taken, so memory does not grow with the number of batches.
+        pending = deque()
+        for argument in arguments:
+            pending.append(pool.submit(function, argument))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _galaxy_batch_job(arguments):
@@ -103,6 +114,25 @@ def _galaxy_batch_job(arguments):
 
     seed, batch, count, image_size, n_volunteers = arguments
     return galaxy_batch(np.random.default_rng([int(seed), batch, 1]), count, image_size, n_volunteers)
+
+
+def _alert_jobs(seed: int, n_sources: int, max_alerts: int, class_mix: str, exposures) -> list[tuple]:
+    """One job per batch of ``ALERT_BATCH_SOURCES`` sources: (seed, batch, count, first source, options)."""
+    if n_sources < 1:
+        raise ValueError(f"n_sources must be at least 1, got {n_sources}")
+    return [
+        (seed, batch, min(ALERT_BATCH_SOURCES, n_sources - first), first, max_alerts, class_mix, exposures)
+        for batch, first in enumerate(range(0, n_sources, ALERT_BATCH_SOURCES))
+    ]
+
+
+def _alert_labels_job(arguments):
+    """The alerts a batch will make, before rendering: source, label and class of each."""
+    from alertlib.sky.alerts import alert_labels, observe_batch
+
+    seed, batch, count, first, max_alerts, class_mix, exposures = arguments
+    _, sources, alerts = observe_batch(seed, batch, count, max_alerts, class_mix, exposures)
+    return alert_labels(sources, alerts, first)
 
 
 def _alert_batch_job(arguments):
@@ -241,14 +271,9 @@ def simulate_alert_arrays(
     import numpy as np
     import pandas as pd
 
-    if n_sources < 1:
-        raise ValueError(f"n_sources must be at least 1, got {n_sources}")
+    jobs = _alert_jobs(seed, n_sources, max_alerts, class_mix, exposures)
     triplets, candidates = [], []
     bar = _progress(n_sources, "alert sources", "source", progress)
-    jobs = [
-        (seed, batch, min(ALERT_BATCH_SOURCES, n_sources - first), first, max_alerts, class_mix, exposures)
-        for batch, first in enumerate(range(0, n_sources, ALERT_BATCH_SOURCES))
-    ]
     for job, (normalised, table) in zip(jobs, map_batches(_alert_batch_job, jobs, workers), strict=True):
         triplets.append(normalised)
         candidates.append(table)
@@ -262,6 +287,24 @@ def dataset_version(n_max: int) -> str:
     return f"sim{SIMULATOR_VERSION}_N{n_max}"
 
 
+def sources_for_alerts(
+    n_alerts: int, seed: int, max_alerts: int = 8, class_mix: str = "bts", workers: int | None = None
+) -> int:
+    """The fewest whole batches of sources whose alerts number ``n_alerts`` or more (e.g. 409000 for
+    the size of the real BTS release), found by observing batches without rendering them."""
+    n_sources, found = 0, 0
+    while found < n_alerts:
+        more = _alert_jobs(seed, n_sources + 64 * ALERT_BATCH_SOURCES, max_alerts, class_mix, None)
+        more = more[n_sources // ALERT_BATCH_SOURCES :]
+        results = map_batches(_alert_labels_job, more, workers)
+        for job, labels in zip(more, results, strict=False):
+            found, n_sources = found + len(labels), job[3] + job[2]
+            if found >= n_alerts:
+                break
+        results.close()
+    return n_sources
+
+
 def simulate_alerts(
     n_sources: int,
     seed: int,
@@ -271,9 +314,15 @@ def simulate_alerts(
     class_mix: str = "bts",
     progress: bool = True,
     n_test_sources: int | None = None,
+    dtype: str = "float32",
     exposures: int | None = None,
+    workers: int | None = None,
 ) -> Path:
     """Simulate the alerts of ``n_sources`` sources into ``out_dir`` in the BTS release layout.
+
+    The sky is observed first (which alerts each batch makes, and their labels: no rendering) and
+    split by source; then each batch is rendered and its alerts written at their places in the
+    final files (:class:`alertlib.sky.writer.ReleaseWriter`), so memory does not grow with the size.
 
     Parameters
     ----------
@@ -288,52 +337,77 @@ def simulate_alerts(
         A test split of its own: this many sources more are simulated and make the test split
         (stratified by label), while ``n_sources`` split 90/10 into train and validation. Without
         it all sources split 81/9/10. Sources are counted as drawn: one never detected has no alert.
+    dtype:
+        ``"float32"`` or ``"float64"`` (the real release's) for the triplet files.
     exposures:
         A sky of this many shared exposures, each source seen once (:mod:`alertlib.sky.exposures`).
     """
+    import numpy as np
+    import pandas as pd
 
-    from alertlib.core.provenance import code_version
-    from alertlib.io.release import write_metadata, write_split
+    from alertlib.io.release import write_metadata
     from alertlib.sky.alerts import split_by_source, split_fractions
+    from alertlib.sky.writer import ReleaseWriter
 
     start = time.perf_counter()
     total = n_sources + (n_test_sources or 0)
-    triplets, candidates = simulate_alert_arrays(total, seed, max_alerts, class_mix, progress, exposures=exposures)
-    rows = split_by_source(candidates, seed, split_fractions(n_sources, n_test_sources), n_max=n_max)
+    jobs = _alert_jobs(seed, total, max_alerts, class_mix, exposures)
+    labels = pd.concat(map_batches(_alert_labels_job, jobs, workers), ignore_index=True)
+    rows = split_by_source(labels, seed, split_fractions(n_sources, n_test_sources), n_max=n_max)
     version = dataset_version(n_max)
     out_dir = Path(out_dir)
-    counts = {}
+    digest, row_hashes = hashlib.sha256(), []
+    bar = _progress(total, "alert sources", "source", progress)
     with _BuildFolder(out_dir) as folder:
-        for split, index in rows.items():
-            table = candidates.iloc[index].reset_index(drop=True)
-            write_split(folder, split, version, triplets[index], table)
-            counts[split] = {
-                "alerts": int(len(index)),
-                "sources": int(table["source_id"].nunique()),
-                "positive_fraction": round(float(table["label"].mean()), 4) if len(table) else None,
-            }
-        write_metadata(
-            folder,
-            {
-                "kind": "alerts",
-                "simulator_version": SIMULATOR_VERSION,
-                "version": version,
-                "seed": int(seed),
-                "n_sources": int(n_sources),
-                "n_test_sources": None if n_test_sources is None else int(n_test_sources),
-                "max_alerts": int(max_alerts),
-                "n_max": int(n_max),
-                "class_mix": class_mix,
-                "exposures": exposures,
-                "split_fractions": [round(f, 6) for f in split_fractions(n_sources, n_test_sources)],
-                "splits": counts,
-                "alert_classes": {k: int(v) for k, v in candidates["alert_class"].value_counts().sort_index().items()},
-                "code_version": code_version(),
-                "wall_time_s": round(time.perf_counter() - start, 2),
-                "content_sha256": _content_hash(triplets, candidates),
-            },
-        )
+        writer = ReleaseWriter(folder, version, rows, dtype)
+        for job, (normalised, table) in zip(jobs, map_batches(_alert_batch_job, jobs, workers), strict=True):
+            writer.write(normalised, table)
+            digest.update(np.ascontiguousarray(normalised).tobytes())
+            row_hashes.append(pd.util.hash_pandas_object(table, index=False).to_numpy())
+            columns = table.columns
+            bar.update(job[2])
+        writer.close(columns)
+        bar.close()
+        digest.update(np.concatenate(row_hashes).tobytes())  # as _content_hash of the whole sky
+        metadata = {
+            "version": version,
+            "seed": int(seed),
+            "n_sources": int(n_sources),
+            "n_test_sources": None if n_test_sources is None else int(n_test_sources),
+            "max_alerts": int(max_alerts),
+            "n_max": int(n_max),
+            "class_mix": class_mix,
+            "exposures": exposures,
+            "dtype": dtype,
+            "split_fractions": [round(f, 6) for f in split_fractions(n_sources, n_test_sources)],
+            "content_sha256": digest.hexdigest()[:16],
+        }
+        write_metadata(folder, _alerts_metadata(metadata, labels, rows, start))
     return out_dir
+
+
+def _alerts_metadata(settings: dict, labels, rows, start: float) -> dict:
+    """A simulated release's ``dataset.json``: its settings, and the alerts, sources and share of
+    positive alerts of each split, the alerts of each class, the code version and the wall time."""
+    from alertlib.core.provenance import code_version
+
+    counts = {}
+    for split, index in rows.items():
+        table = labels.iloc[index]
+        counts[split] = {
+            "alerts": int(len(index)),
+            "sources": int(table["source_id"].nunique()),
+            "positive_fraction": round(float(table["label"].mean()), 4) if len(table) else None,
+        }
+    return {
+        "kind": "alerts",
+        "simulator_version": SIMULATOR_VERSION,
+        **settings,
+        "splits": counts,
+        "alert_classes": {k: int(v) for k, v in labels["alert_class"].value_counts().sort_index().items()},
+        "code_version": code_version(),
+        "wall_time_s": round(time.perf_counter() - start, 2),
+    }
 
 
 def cache_key(kind: str, size: int, seed: int, **options) -> str:
@@ -422,7 +496,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     galaxies.add_argument("--volunteers", type=int, default=40, help="volunteers per galaxy (default 40)")
     galaxies.add_argument("--no-png", action="store_true", help="skip the per-galaxy PNG files (images.npy only)")
     alerts = sub.add_parser("alerts", help="ZTF-like alert triplets in the BTS release layout")
-    alerts.add_argument("--n-sources", type=int, required=True, help="number of sources (each gives several alerts)")
+    size = alerts.add_mutually_exclusive_group(required=True)
+    size.add_argument("--n-sources", type=int, help="number of sources (each gives several alerts)")
+    size.add_argument(
+        "--n-alerts",
+        type=int,
+        help="instead: the fewest whole batches of sources giving this many alerts or more "
+        "(409000: the real BTS release's size; written in chunks, never whole in memory)",
+    )
     alerts.add_argument("--seed", type=int, default=0)
     alerts.add_argument("--out", default=None, help="output folder (default: the cache under data/sim/)")
     alerts.add_argument("--max-alerts", type=int, default=8, help="alerts kept per source (default 8)")
@@ -433,6 +514,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="a test split of this many more sources (the others split 90/10 into train and val)",
     )
+    alerts.add_argument("--dtype", choices=DTYPES, default="float32", help="triplet files' type (default float32)")
     alerts.add_argument("--exposures", type=int, default=None, help="a sky of this many shared exposures")
     alerts.add_argument(
         "--class-mix",
@@ -450,16 +532,20 @@ def _run_alerts(args: argparse.Namespace, progress: bool) -> Path:
 
     if args.class_mix not in CLASS_MIXES:
         raise UserError(f"--class-mix {args.class_mix!r} is not one of {sorted(CLASS_MIXES)}")
+    n_sources = args.n_sources
+    if n_sources is None:
+        n_sources = sources_for_alerts(args.n_alerts, args.seed, args.max_alerts, args.class_mix)
     options = {
         "max_alerts": args.max_alerts,
         "n_max": args.n_max,
         "class_mix": args.class_mix,
         "n_test_sources": args.n_test_sources,
+        "dtype": args.dtype,
         "exposures": args.exposures,
     }
     if args.out:
-        return simulate_alerts(args.n_sources, args.seed, args.out, progress=progress, **options)
-    return cached_sky("alerts", args.n_sources, args.seed, progress=progress, **options)
+        return simulate_alerts(n_sources, args.seed, args.out, progress=progress, **options)
+    return cached_sky("alerts", n_sources, args.seed, progress=progress, **options)
 
 
 def run(args: argparse.Namespace) -> int:
