@@ -3,7 +3,7 @@
 A run attaches its ceilings and machine stamp at its end; when it is killed before (a lent GPU's
 time ran out, say) only `<out>.partial.jsonl` is left. This completes those rows with the ceilings and
 stamp of a complete table measured on the same machine in the same session
-(`alertlib.bench.profiling.table_from_journal`), marks the jobs it never reached as not measured, and says
+(`alertlib.bench.runner.table_from_journal`), marks the jobs it never reached as not measured, and says
 so in every row's `note`. Pass the interrupted run's own benchmark arguments after `--`:
 
     python benchmarks/complete_interrupted_run.py --journal stage_others.csv.partial.jsonl \\
@@ -18,7 +18,8 @@ import sys
 
 import pandas as pd
 
-from alertlib.bench.profiling import add_arguments, settings_from_args, table_from_journal
+from alertlib.bench.runner import table_from_journal
+from alertlib.cli.benchmark import add_arguments, settings_from_args
 from alertlib.core.files import write_table
 
 

@@ -39,14 +39,14 @@ if [ -z "${ALERTLIB_BTSBOT_ARCHITECTURES:-}" ] && [ -f "$carried" ]; then
   export ALERTLIB_BTSBOT_ARCHITECTURES="$PWD/$carried"
 fi
 IMPLS="alertlib btsbot"
-if ! "$PY" -c "from alertlib.bench.profiling import btsbot_architectures_file as f; f()" 2>/dev/null; then
+if ! "$PY" -c "from alertlib.bench.zoo import btsbot_architectures_file as f; f()" 2>/dev/null; then
   echo "btsbot's architectures.py not found: measuring alertlib only (see the header of this script)" >&2
   IMPLS="alertlib"
 fi
 
 OUT_DIR=${OUT:-data/benchmarks}
 mkdir -p "$OUT_DIR"
-NAME=$("$PY" -c "from alertlib.bench.profiling import default_table_name; print(default_table_name('$DEVICE'))") || exit 1
+NAME=$("$PY" -c "from alertlib.bench.tables import default_table_name; print(default_table_name('$DEVICE'))") || exit 1
 TABLE=${TABLE:-$OUT_DIR/$NAME}
 STAGE_DIR=${STAGE_DIR:-$OUT_DIR}
 
@@ -79,7 +79,8 @@ from pathlib import Path
 import pandas as pd
 
 from alertlib.core.files import write_table
-from alertlib.bench.profiling import compare_implementations, custom_cnn_ratios, custom_cnn_verdicts, night_report
+from alertlib.bench.tables import compare_implementations
+from alertlib.report.efficiency import custom_cnn_ratios, custom_cnn_verdicts, night_report
 
 table_path, stage_dir = Path(sys.argv[1]), Path(sys.argv[2])
 stages = sorted(stage_dir.glob("stage_*.csv"))

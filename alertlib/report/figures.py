@@ -1058,3 +1058,33 @@ def plot_training_curves(curves: pd.DataFrame, group_by: str = "init", facet_by:
         if any(line.get_label() and not line.get_label().startswith("_") for line in ax.get_lines()):
             ax.legend(fontsize=6)
     return figure
+
+
+# --------------------------------------------------------------------------------------------
+# Realism: simulated and real triplets side by side
+# --------------------------------------------------------------------------------------------
+
+LOGARITHMIC_STATISTICS = frozenset(
+    {"science_noise_to_level", "reference_noise_to_level", "difference_peak_snr", "reference_extent"}
+)
+
+
+def plot_calibration(simulated: pd.DataFrame, real: pd.DataFrame, columns: Sequence[str] | None = None) -> Figure:
+    """Histograms of the realism statistics (:func:`alertlib.sky.realism.triplet_statistics`; pass
+    ``alertlib.sky.realism.CALIBRATION_STATISTICS`` as ``columns``), simulated beside real (shared
+    bins, densities); default: every numeric column the two tables share."""
+    columns = list(columns or [c for c in simulated.select_dtypes("number").columns if c in real.columns])
+    figure, axes = new_figure(1, len(columns), panel_size=(2.6, 2.4))
+    for axis, column in zip(axes[0], columns, strict=True):
+        logarithmic = column in LOGARITHMIC_STATISTICS
+        values = [t[column].astype(float).to_numpy() for t in (simulated, real)]
+        values = [v[np.isfinite(v) & ((v > 0) if logarithmic else True)] for v in values]
+        low, high = np.percentile(np.concatenate(values), [1, 99])
+        bins = np.geomspace(max(low, 1e-6), high, 25) if logarithmic else np.linspace(low, high, 25)
+        for data, name in zip(values, ("simulated", "real ZTF"), strict=True):
+            axis.hist(data, bins=bins, density=True, histtype="step", label=name)
+        if logarithmic:
+            axis.set_xscale("log")
+        axis.set_title(column, fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    return figure

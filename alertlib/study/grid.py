@@ -89,6 +89,7 @@ def finetune_jobs(profile: dict, alerts_for, checkpoints: dict[tuple[str, str], 
     """
     block = dict(profile["finetune"])
     grids, seeds = block.pop("grids"), block.pop("seeds")
+    block.pop("lr_sweep", None)  # the sweep's settings, not a run's (sweep_jobs reads them)
     jobs, notes = [], []
     grid_keys = ("task", "archs", "inits", "train_fractions", "seeds")
     for grid_name, grid in grids.items():

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from alertlib.core import progress
-from alertlib.core.errors import DataNotFound
+from alertlib.core.errors import DataNotFound, UserError
 from alertlib.core.paths import REPO_ROOT
 from alertlib.study.profiles import load_profile
 
@@ -111,11 +111,38 @@ def _kernel_manager_class(socket_dir: Path):
     return IPCKernelManager
 
 
+class NotebookFailed(UserError):
+    """A notebook of the study stopped with an error; its executed copy shows where."""
+
+
+def _execute(pm, path: Path, target: Path, parameters: dict, manager) -> None:
+    """Execute one notebook into ``target`` (atomically); a failure keeps the executed copy beside
+    it (``<name>.failed.ipynb``) and raises :class:`NotebookFailed` naming the cell and the error."""
+    from alertlib.core.files import atomic_path
+
+    with atomic_path(target) as tmp:
+        try:
+            pm.execute_notebook(
+                str(path),
+                str(tmp),
+                parameters=parameters,
+                kernel_name=KERNEL_NAME,
+                kernel_manager_class=manager,
+                cwd=str(NOTEBOOKS_DIR),
+                progress_bar=False,
+            )
+        except pm.PapermillExecutionError as error:
+            failed = target.with_suffix(".failed.ipynb")
+            tmp.replace(failed)
+            raise NotebookFailed(
+                f"{path.name} stopped in cell {error.exec_count}: {error.ename}: {error.evalue}; "
+                f"the executed notebook is {failed}"
+            ) from error
+
+
 def run_study(profile_name: str, profiles_file: str | None = None, runs_dir: Path | None = None) -> list[Path]:
     """Execute every notebook of the profile in order; return the executed copies."""
     import papermill as pm
-
-    from alertlib.core.files import atomic_path
 
     profile = load_profile(profile_name, profiles_file)
     runs_dir = Path(runs_dir or REPO_ROOT / "runs" / profile_name)
@@ -136,16 +163,8 @@ def run_study(profile_name: str, profiles_file: str | None = None, runs_dir: Pat
                 print(f"[{index}/{len(paths)}] {path.stem} (profile {profile_name}) ...", flush=True)
                 start = time.perf_counter()
                 target = runs_dir / path.name
-                with atomic_path(target) as tmp, ProgressRelay(events, path.stem):
-                    pm.execute_notebook(
-                        str(path),
-                        str(tmp),
-                        parameters=parameters,
-                        kernel_name=KERNEL_NAME,
-                        kernel_manager_class=manager,
-                        cwd=str(NOTEBOOKS_DIR),
-                        progress_bar=False,
-                    )
+                with ProgressRelay(events, path.stem):
+                    _execute(pm, path, target, parameters, manager)
                 executed.append(target)
                 print(
                     f"[{index}/{len(paths)}] {path.stem}: done in {_duration(time.perf_counter() - start)} -> {target}"
