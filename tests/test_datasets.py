@@ -7,19 +7,16 @@ import pandas as pd
 import pytest
 import torch
 
+from alertlib.io.catalogs import GZ1_CLASSES, read_galaxy_catalog, read_gz1_catalog, vote_columns
 from alertlib.io.release import LayoutError, write_split
 from alertlib.io.schema import load_schema
 from alertlib.learn.datasets import (
-    GZ1_CLASSES,
     GalaxyDataset,
     TripletDataset,
     input_normalisation,
     load_bts,
     normalise_image,
-    read_galaxy_catalog,
-    read_gz1_catalog,
     select_training_rows,
-    vote_columns,
 )
 
 

@@ -108,7 +108,8 @@ def _split_rows(n: int, val_fraction: float, seed: int):
 
 def _datasets(config: dict):
     """(train, val, objective, num_outputs, data_version, loss) for the configured corpus."""
-    from alertlib.learn.datasets import GalaxyDataset, read_galaxy_catalog, read_gz1_catalog, vote_columns
+    from alertlib.io.catalogs import read_galaxy_catalog, read_gz1_catalog, vote_columns
+    from alertlib.learn.datasets import GalaxyDataset
     from alertlib.learn.synthetic import CORPUS_NAME, FractalDataset
     from alertlib.learn.training import make_loss
 
