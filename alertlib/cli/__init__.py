@@ -21,11 +21,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("alertlib.cli.info", "versions, device, offline mode, real data and weight files found"),
     "study": ("alertlib.cli.study", "run the numbered notebooks in order with papermill, for one profile"),
     "simulate": (
-        "alertlib.sky.simulate",
+        "alertlib.cli.simulate",
         "simulate Galaxy Zoo-like galaxies with votes, or ZTF-like alerts (BTS layout)",
     ),
     "realism": (
-        "alertlib.sky.realism",
+        "alertlib.cli.realism",
         "can a classifier tell simulated triplets from real ZTF ones? (two-sample AUC)",
     ),
     "ingest": ("alertlib.cli.ingest", "alert packets (ZTF, ATLAS, Rubin) to triplet datasets; --benchmark the decoder"),

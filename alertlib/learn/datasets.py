@@ -396,10 +396,11 @@ class GalaxyDataset(Dataset):
         if target == "class" and len(label_columns) != 1:
             raise ValueError(f"target='class' takes one class column, got {label_columns}")
         self.file_locs = catalog["file_loc"].astype(str).tolist()
+        # Copies: pandas hands out read-only arrays, which torch would warn about.
         if target == "votes":
-            self.labels = catalog[label_columns].fillna(0).to_numpy(dtype=np.float32)
+            self.labels = catalog[label_columns].fillna(0).to_numpy(dtype=np.float32, copy=True)
         else:
-            self.labels = catalog[label_columns[0]].to_numpy(dtype=np.int64)
+            self.labels = catalog[label_columns[0]].to_numpy(dtype=np.int64, copy=True)
         self.label_columns = label_columns
         self.image_size = image_size
         self.augment = augment

@@ -98,12 +98,12 @@ def multiclass_metrics(labels, probabilities, class_names=None) -> dict[str, flo
     class_names = list(class_names) if class_names is not None else [str(c) for c in range(n_classes)]
     predictions = probabilities.argmax(axis=1)
     present = np.unique(labels)
-    try:
-        auc = float(
-            skm.roc_auc_score(labels, probabilities, multi_class="ovr", average="macro", labels=list(range(n_classes)))
-        )
-    except ValueError:  # a class absent from the test labels leaves one-vs-rest AUC undefined
-        auc = float("nan")
+    # One-vs-rest AUC is undefined when a class is absent from the test labels.
+    auc = (
+        float(skm.roc_auc_score(labels, probabilities, multi_class="ovr", average="macro", labels=list(range(n_classes))))
+        if len(present) == n_classes
+        else float("nan")
+    )
     result = {
         "accuracy": float(skm.accuracy_score(labels, predictions)),
         "balanced_accuracy": float(skm.balanced_accuracy_score(labels, predictions)),

@@ -111,6 +111,13 @@ def _source_weights(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return counts[inverse].astype(float)
 
 
+def _finite_mean(values) -> float:
+    """The mean of the finite values (a draw of sources of one class has no AUC); NaN when none is."""
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else np.nan
+
+
 def hierarchical_bootstrap(
     replicates: Sequence[pd.DataFrame],
     metric: str = "roc_auc",
@@ -139,7 +146,7 @@ def hierarchical_bootstrap(
             y, groups, treatment, baseline = arrays[index]
             weights = _source_weights(groups, rng)
             differences.append(score(y, treatment, weights) - score(y, baseline, weights))
-        draws[i] = np.nanmean(differences)
+        draws[i] = _finite_mean(differences)
     alpha = 1.0 - confidence
     low, high = np.nanquantile(draws, [alpha / 2, 1 - alpha / 2])
     p_value = min(1.0, 2 * min(np.mean(draws <= 0), np.mean(draws >= 0)))
@@ -186,7 +193,9 @@ def bootstrap_metric(
     draws = np.empty(n_boot)
     for i in range(n_boot):
         picked = rng.integers(0, len(arrays), len(arrays))
-        draws[i] = np.nanmean([score(arrays[k][0], arrays[k][2], _source_weights(arrays[k][1], rng)) for k in picked])
+        draws[i] = _finite_mean([score(arrays[k][0], arrays[k][2], _source_weights(arrays[k][1], rng)) for k in picked])
+    if not np.isfinite(draws).any():
+        return Interval(observed, np.nan, np.nan, np.nan, len(arrays), "hierarchical bootstrap")
     alpha = 1.0 - confidence
     low, high = np.nanquantile(draws, [alpha / 2, 1 - alpha / 2])
     p_value = float(np.mean(draws <= 0.5)) if metric == "roc_auc" else np.nan

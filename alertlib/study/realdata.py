@@ -77,7 +77,8 @@ def real_alerts(progress_bar: bool = False) -> RealAlerts | None:
         write_real_set(build_real_set([packet_root], bts, progress=progress_bar), folder)
         artefacts.record_inputs(marker, inputs)
     split = read_split(folder, "test", mmap=False)
-    candidates = split.candidates.assign(evaluation=lambda c: evaluation_part(c))
+    candidates = split.candidates.copy()  # one block: the release's many columns arrive fragmented
+    candidates["evaluation"] = evaluation_part(candidates)
     return RealAlerts(np.asarray(split.triplets), candidates, folder)
 
 
