@@ -234,8 +234,30 @@ def finetune(profile: dict, progress_bar: bool = True) -> tuple[pd.DataFrame, li
         "finetune": results,
     }
     write_json(artefacts.artefact_path(profile, "finetune_notes"), notes)
+    save_best_models(profile, results)
     _write(profile, tables, _finetune_inputs(profile, data, pretrain_results))
     return results, notes
+
+
+def save_best_models(profile: dict, results: pd.DataFrame) -> pd.DataFrame:
+    """Copy the best model of each (task, arch, init) to ``checkpoints/<task>_<arch>_<init>.pt``, for
+    ``alertlib score --checkpoint``: among the runs on all training sources at the chosen learning
+    rate that passed the validation gate, the one with the lowest validation loss (never the test)."""
+    import shutil
+
+    wide = results.pivot_table(index="run_id", columns="metric", values="value", aggfunc="first")
+    runs = results.drop_duplicates("run_id").set_index("run_id").join(wide[["best_val_loss"]])
+    if "gate_passed" in wide:
+        runs = runs[wide["gate_passed"].reindex(runs.index).fillna(0) > 0]
+    if "lr_selected" in runs:
+        runs = runs[runs["lr_selected"].astype(bool)]
+    runs = runs[runs["train_fraction"] == 1.0]
+    best = runs.sort_values("best_val_loss").groupby(["task", "arch", "init"], sort=True).head(1)
+    folder = artefacts.results_dir(profile) / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    for _, run in best.iterrows():
+        shutil.copyfile(Path(run["run_dir"]) / "model.pt", folder / f"{run['task']}_{run['arch']}_{run['init']}.pt")
+    return best.reset_index()
 
 
 def load_finetune(profile: dict) -> tuple[pd.DataFrame, list[str]]:
