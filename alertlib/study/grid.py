@@ -177,21 +177,36 @@ def apply_rates(jobs: list[dict], choice: pd.DataFrame) -> list[dict]:
     ]
 
 
-def run_jobs(kind: str, configs: list[dict], root: str | Path, progress_bar: bool = True) -> pd.DataFrame:
+def run_jobs(
+    kind: str, configs: list[dict], root: str | Path, progress_bar: bool = True, executor=None
+) -> pd.DataFrame:
     """Run pre-training (``kind="pretrain"``) or fine-tuning (``"finetune"``) jobs, skipping finished ones.
 
     Each job writes into its own folder under ``root/<kind>``; the returned table is every job's
-    results with its ``run_dir``. Progress (job k of n, each epoch, the time left estimated from the
-    jobs run so far) goes to the notebook's bar and to the study runner's terminal
-    (:mod:`alertlib.core.progress`).
+    results with its ``run_dir``, in the order of ``configs``. Progress (job k of n, each epoch, the
+    time left estimated from the jobs run so far) goes to the notebook's bar and to the study
+    runner's terminal (:mod:`alertlib.core.progress`).
+
+    ``executor`` (a name or :class:`alertlib.study.executors.ExecutorSettings`; default
+    ``$ALERTLIB_EXECUTOR``, else ``local``) says where the jobs run: ``local`` runs them here, one
+    after the other; ``submitit-local`` and ``slurm`` submit the unfinished ones as one job array,
+    wait for it, then read every job's results back from its folder (:mod:`alertlib.study.executors`).
     """
     from tqdm.auto import tqdm
 
     from alertlib.learn import finetune, pretrain
     from alertlib.learn.results import config_run_id
+    from alertlib.study.executors import resolve_executor, run_submitted
 
     module = pretrain if kind == "pretrain" else finetune
     run = pretrain.run_pretrain if kind == "pretrain" else finetune.run_finetune
+    settings = resolve_executor(executor)
+    if settings.name != "local":
+        jobs = []
+        for config in configs:
+            full = module.full_config(config)
+            jobs.append((config, job_dir(Path(root) / kind, full, config_run_id(full)), job_label(full)))
+        return run_submitted(settings, kind, jobs, Path(root), module.full_config, progress_bar)
     tables, trained_seconds, trained = [], 0.0, 0
     bar = tqdm(configs, desc=kind, unit="run", disable=not progress_bar)
     for index, config in enumerate(bar, start=1):
