@@ -25,8 +25,9 @@ Config keys (a plain dict; defaults in :data:`PRETRAIN_DEFAULTS` and
     has a ``dataset.json`` that says it was simulated, else ``galaxy_votes``.
 ``arch``, ``init``, ``weights_file``, ``input_size``
     The model (:func:`alertlib.learn.models.create_model`); ``init`` is where pre-training starts (scratch).
-``image_size``, ``val_fraction``, ``augment``, ``seed``
-    Galaxy image side in pixels (63, the alert stamp); share of galaxies held out for validation.
+``image_size``, ``val_fraction``, ``augment``, ``seed``, ``max_images``
+    Galaxy image side in pixels (63, the alert stamp); share of galaxies held out for validation;
+    at most this many galaxies of the catalog (a seeded subsample; None: all).
 ``epochs``, ``batch_size``, ``lr`` ...
     Training settings (:mod:`alertlib.learn.training`).
 """
@@ -58,6 +59,7 @@ PRETRAIN_DEFAULTS = {
     "n_classes": 32,
     "n_per_class": 50,
     "n_val_per_class": 10,
+    "max_images": None,
 }
 TASK_NAMES = {"galaxy": "pretrain_galaxy", "gz1": "pretrain_gz1", "synthetic": "pretrain_synthetic"}
 
@@ -108,6 +110,8 @@ def _split_rows(n: int, val_fraction: float, seed: int):
 
 def _datasets(config: dict):
     """(train, val, objective, num_outputs, data_version, loss) for the configured corpus."""
+    import numpy as np
+
     from alertlib.io.catalogs import read_galaxy_catalog, read_gz1_catalog, vote_columns
     from alertlib.learn.datasets import GalaxyDataset
     from alertlib.learn.synthetic import CORPUS_NAME, FractalDataset
@@ -132,6 +136,9 @@ def _datasets(config: dict):
         columns, target, objective = vote_columns(catalog, config["schema"]), "votes", "votes"
         num_outputs = len(columns)
         loss = make_loss("votes", schema=config["schema"])
+    if config["max_images"] and len(catalog) > config["max_images"]:  # a seeded subsample (CPU budgets)
+        keep = np.sort(np.random.default_rng([seed, 5]).choice(len(catalog), config["max_images"], replace=False))
+        catalog = catalog.iloc[keep].reset_index(drop=True)
     train_rows, val_rows = _split_rows(len(catalog), config["val_fraction"], seed)
 
     def dataset(rows, augment):

@@ -5,13 +5,15 @@ The notebooks hand artefacts forward; a later notebook never redoes an earlier o
 ========================  ==================  =============================================
 artefact                  written by          path under ``data/study/<profile>/``
 ========================  ==================  =============================================
-``data``                  00_data             ``data.json``: the galaxy catalog and alert set studied
+``data``                  00_data             ``data.json``: the galaxy catalog and each replicate's alerts
 ``pretrain``              01_pretrain         ``pretrain/results.parquet`` (+ ``curves.parquet``)
 ``finetune``              02_finetune         ``finetune/results.parquet`` (+ ``predictions.parquet``,
-                                              ``curves.parquet``, ``notes.json``)
+                                              ``curves.parquet``, ``lr_choice.parquet``, ``notes.json``;
+                                              the best models in ``checkpoints/``)
 ``benchmark``             03_efficiency       ``benchmark_<device>.csv``
-``headline``              04_figures          ``headline.csv`` (and the figures in ``figures/<profile>/``)
-``realism``               05_real_data        ``realism.json`` (+ ``real_scores.parquet``)
+``real``                  04_real_alerts      ``real/``: zero-shot scores and AUCs, few-shot curves and
+                                              differences, realism by real set (``real/summary.json`` last)
+``headline``              05_figures          ``headline.csv``, ``evidence.csv`` (and ``figures/<profile>/``)
 ========================  ==================  =============================================
 
 Beside each artefact a sidecar ``<name>.inputs.json`` records what it was made from (the
@@ -37,7 +39,6 @@ NOTEBOOK_OF = {
     "finetune": "02_finetune",
     "benchmark": "03_efficiency",
     "headline": "05_figures",
-    "realism": "04_real_alerts",
     "real": "04_real_alerts",
 }
 ARTEFACT_FILES = {
@@ -50,7 +51,6 @@ ARTEFACT_FILES = {
     "finetune_notes": "finetune/notes.json",
     "lr_choice": "finetune/lr_choice.parquet",
     "headline": "headline.csv",
-    "realism": "realism.json",
     "real_scores": "real/scores.parquet",
     "zero_shot": "real/zero_shot.parquet",
     "class_confusion": "real/class_confusion.parquet",

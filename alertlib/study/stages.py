@@ -7,8 +7,9 @@ notebook         runs                                   reads
 01_pretrain      :func:`pretrain`                       ``data``
 02_finetune      :func:`finetune`                       ``data``, ``pretrain``
 03_efficiency    :func:`benchmark`                      the profile's ``benchmark:`` block
-04_figures       (report functions on the tables)       ``finetune``, ``pretrain``, ``benchmark``
-05_real_data     :func:`realism` and scoring            ``data``, ``finetune``
+04_real_alerts   :mod:`alertlib.study.realdata`,        ``finetune``, ``pretrain``
+                 :func:`realism_by_set`
+05_figures       (report functions on the tables)       ``finetune``, ``benchmark``, ``real``
 ===============  =====================================  ==========================================
 
 The ``load_*`` functions give a later notebook the artefacts it reads; each raises
@@ -370,48 +371,13 @@ def zero_shot_embeddings(profile: dict, arch: str, n_alerts: int = 1000) -> tupl
     return embeddings, test.candidates.iloc[:count].reset_index(drop=True)
 
 
-# --- 05: realism of the simulated sky against real packets ----------------------------------------------
-
-
-def _packet_folders(profile: dict) -> list[Path]:
-    return [path for name in profile["realism"]["packet_folders"] if (path := real_data_path(name)) is not None]
+# --- 04: realism of the simulated sky against each real set --------------------------------------------
 
 
 def _files_key(folders: list[Path]) -> str:
     """The identity of real packet folders: every file's name and size."""
     files = sorted((str(p), p.stat().st_size) for folder in folders for p in folder.rglob("*") if p.is_file())
     return artefacts.inputs_key({"files": files})
-
-
-def realism(profile: dict) -> dict[str, dict] | None:
-    """The realism two-sample test of notebook 05: the study's sky, and a sky of the same size and
-    seed for each of the profile's ``realism.class_mixes``, against the real ZTF packets.
-
-    Read back when done already with the same settings and packets; None without real packets.
-    """
-    from alertlib.sky.realism import sky_against_packets
-    from alertlib.sky.simulate import alert_sky_from_profile
-
-    folders = _packet_folders(profile)
-    if not folders:
-        return None
-    path = artefacts.artefact_path(profile, "realism")
-    inputs = {
-        "realism": profile["realism"],
-        "simulate": profile["simulate"],
-        "seed": profile.get("seed", 0),
-        "packets": _files_key(folders),
-    }
-    if artefacts.is_current(path, inputs):
-        return json.loads(path.read_text())
-    mixes = dict.fromkeys([profile["simulate"].get("class_mix", "bts"), *profile["realism"].get("class_mixes", [])])
-    results = {}
-    for mix in mixes:  # the study's sky first
-        sky = alert_sky_from_profile(profile, class_mix=mix, progress=False)
-        results[mix] = sky_against_packets(sky, folders, seed=profile.get("seed", 0), **profile["realism"]["test"])
-    write_json(path, results)
-    artefacts.record_inputs(path, inputs)
-    return results
 
 
 def realism_by_set(profile: dict) -> pd.DataFrame | None:
