@@ -118,6 +118,22 @@ def _finite_mean(values) -> float:
     return float(finite.mean()) if finite.size else np.nan
 
 
+def _replicate_draws(replicates: list[dict], statistic, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap draws of the mean over replicates of ``statistic(replicate, weights)``: replicates
+    are drawn with replacement, then the groups (sources, objects) of each drawn replicate."""
+    draws = np.empty(n_boot)
+    for i in range(n_boot):
+        picked = rng.integers(0, len(replicates), len(replicates))
+        draws[i] = _finite_mean(
+            [statistic(replicates[k], _source_weights(replicates[k]["group"], rng)) for k in picked]
+        )
+    return draws
+
+
+def _arrays(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    return {column: frame[column].to_numpy() for column in columns}
+
+
 def hierarchical_bootstrap(
     replicates: Sequence[pd.DataFrame],
     metric: str = "roc_auc",
@@ -132,21 +148,13 @@ def hierarchical_bootstrap(
     ``treatment`` and ``baseline`` (the two models' scores on the same alerts).
     """
     score = METRICS[metric]
-    rng = np.random.default_rng(seed)
-    arrays = [
-        (r["label"].to_numpy(), r["group"].to_numpy(), r["treatment"].to_numpy(), r["baseline"].to_numpy())
-        for r in replicates
-    ]
-    observed = np.mean([score(y, t, np.ones(len(y))) - score(y, b, np.ones(len(y))) for y, _, t, b in arrays])
-    draws = np.empty(n_boot)
-    for i in range(n_boot):
-        picked = rng.integers(0, len(arrays), len(arrays))
-        differences = []
-        for index in picked:
-            y, groups, treatment, baseline = arrays[index]
-            weights = _source_weights(groups, rng)
-            differences.append(score(y, treatment, weights) - score(y, baseline, weights))
-        draws[i] = _finite_mean(differences)
+    arrays = [_arrays(r, ("label", "group", "treatment", "baseline")) for r in replicates]
+
+    def difference(r: dict, weights: np.ndarray) -> float:
+        return score(r["label"], r["treatment"], weights) - score(r["label"], r["baseline"], weights)
+
+    observed = np.mean([difference(r, np.ones(len(r["label"]))) for r in arrays])
+    draws = _replicate_draws(arrays, difference, n_boot, np.random.default_rng(seed))
     alpha = 1.0 - confidence
     low, high = np.nanquantile(draws, [alpha / 2, 1 - alpha / 2])
     p_value = min(1.0, 2 * min(np.mean(draws <= 0), np.mean(draws >= 0)))
@@ -187,13 +195,13 @@ def bootstrap_metric(
     'no better than chance' for ROC AUC (the share of draws at or below 0.5), NaN for other metrics.
     """
     score = METRICS[metric]
-    rng = np.random.default_rng(seed)
-    arrays = [(r["label"].to_numpy(), r["group"].to_numpy(), r["score"].to_numpy()) for r in replicates]
-    observed = float(np.nanmean([score(y, s, np.ones(len(y))) for y, _, s in arrays]))
-    draws = np.empty(n_boot)
-    for i in range(n_boot):
-        picked = rng.integers(0, len(arrays), len(arrays))
-        draws[i] = _finite_mean([score(arrays[k][0], arrays[k][2], _source_weights(arrays[k][1], rng)) for k in picked])
+    arrays = [_arrays(r, ("label", "group", "score")) for r in replicates]
+
+    def value(r: dict, weights: np.ndarray) -> float:
+        return score(r["label"], r["score"], weights)
+
+    observed = _finite_mean([value(r, np.ones(len(r["label"]))) for r in arrays])
+    draws = _replicate_draws(arrays, value, n_boot, np.random.default_rng(seed))
     if not np.isfinite(draws).any():
         return Interval(observed, np.nan, np.nan, np.nan, len(arrays), "hierarchical bootstrap")
     alpha = 1.0 - confidence
