@@ -666,20 +666,9 @@ def _decode_leaves(buf, pos, end, leaf_first, leaf_count, leaf_span, branch_kind
     while leaf < n:
         branch = 0
         if leaf_count[leaf] > 1:
-            value = 0
-            shift = 0
-            while True:
-                if pos >= end:
-                    return TRUNCATED, pos
-                byte = buf[pos]
-                pos += 1
-                value |= np.int64(byte & 127) << shift
-                if byte < 128:
-                    break
-                shift += 7
-                if shift > 63:
-                    return CORRUPT, pos
-            branch = (value >> 1) ^ -(value & 1)
+            status, branch, pos = _read_varint(buf, pos, end)
+            if status != OK:
+                return status, pos
             if branch < 0 or branch >= leaf_count[leaf]:
                 return CORRUPT, pos
         k = branch_kind[leaf_first[leaf] + branch]
@@ -692,20 +681,9 @@ def _decode_leaves(buf, pos, end, leaf_first, leaf_count, leaf_span, branch_kind
             ints[leaf] = 1 if buf[pos] != 0 else 0
             pos += 1
         elif k == VARINT or k == BYTES or k == STRING:
-            value = 0
-            shift = 0
-            while True:
-                if pos >= end:
-                    return TRUNCATED, pos
-                byte = buf[pos]
-                pos += 1
-                value |= np.int64(byte & 127) << shift
-                if byte < 128:
-                    break
-                shift += 7
-                if shift > 63:
-                    return CORRUPT, pos
-            value = (value >> 1) ^ -(value & 1)
+            status, value, pos = _read_varint(buf, pos, end)
+            if status != OK:
+                return status, pos
             if k == VARINT:
                 ints[leaf] = value
             else:
