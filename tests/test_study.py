@@ -189,3 +189,21 @@ def test_learning_rate_sweep_chooses_on_validation_among_runs_that_pass_the_gate
     applied = grid.apply_rates(jobs, choice)
     assert {j["lr"] for j in applied if j["init"] == "scratch"} == {1e-3}
     assert grid.sweep_jobs({"finetune": {}}, jobs) == []
+
+
+def test_the_figures_read_every_device_benchmark_table(tmp_path, monkeypatch):
+    """Notebook 03 writes benchmark_<device>.csv; the figures read them all (a cuda table included)."""
+    from test_stats import make_benchmark  # tests/ is on sys.path under pytest
+
+    from alertlib.study import artefacts
+
+    monkeypatch.setenv("ALERTLIB_DATA", str(tmp_path))
+    profile = {"profile": "gpu"}
+    assert stages.load_benchmarks(profile) is None
+    table = make_benchmark().assign(status="ok")
+    for device in ("cpu", "cuda"):
+        path = artefacts.benchmark_path(profile, device)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.assign(device=device).to_csv(path, index=False)
+    loaded = stages.load_benchmarks(profile)
+    assert set(loaded["device"]) == {"cpu", "cuda"}
