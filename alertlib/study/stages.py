@@ -407,3 +407,18 @@ def realism_by_set(profile: dict) -> pd.DataFrame | None:
     write_table(path, table)
     artefacts.record_inputs(path, inputs)
     return table
+
+
+# --- one run by hand (the notebooks' teaching cells) ----------------------------------------------------
+
+
+def hand_config(profile: dict, data: StudyData, arch: str, init: str, checkpoints: dict, seed: int, **settings) -> dict:
+    """The full config of one fine-tune outside the grid, with the profile's settings (crop, budget)
+    and the replicate's data; ``settings`` override them (e.g. ``epochs=1``, ``augment=False``)."""
+    from alertlib.learn.finetune import full_config
+
+    block = {k: v for k, v in profile["finetune"].items() if k not in ("grids", "seeds", "lr_sweep")}
+    config = {**block, "data": str(data.alerts_for(seed)), "arch": arch, "init": init, "seed": seed, "progress": False}
+    if init != "scratch":
+        config["checkpoint"] = checkpoints.get((arch, init))
+    return full_config({**config, **settings})
