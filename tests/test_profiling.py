@@ -9,13 +9,20 @@ import pytest
 import torch
 
 from alertlib.bench import measure, runner, tables, timing, zoo
+from alertlib.bench.roofline import OperatorCost, measure_memory_bandwidth, operator_costs, roofline_limit
 from alertlib.bench.runner import ROW_COLUMNS, BenchmarkSettings, benchmark_jobs, run_benchmark
 from alertlib.bench.tables import compare_implementations, load_benchmark_tables
 from alertlib.bench.timing import limit_fraction, measure_matmul_ceiling, summarise_times, time_calls
 from alertlib.core.provenance import machine_stamp
 from alertlib.learn import inference
 from alertlib.learn.inference import best_inference_variant
-from alertlib.report.efficiency import custom_cnn_ratios, custom_cnn_verdicts, limit_goal_table
+from alertlib.report.efficiency import (
+    custom_cnn_ratios,
+    custom_cnn_verdicts,
+    limit_goal_table,
+    plot_roofline_fraction,
+    roofline_table,
+)
 
 STAMP_KEYS = ("cpu_model", "cpu_threads", "torch_version", "cuda_version", "gpu_name")
 
@@ -33,6 +40,8 @@ def tiny_settings(**changes) -> BenchmarkSettings:
         min_time_s=0.0,
         ceiling_sizes=(256,),
         ceiling_repeats=2,
+        bandwidth_mb=16,
+        bandwidth_repeats=2,
     )
     for key, value in changes.items():
         setattr(settings, key, value)
@@ -110,6 +119,73 @@ def test_custom_cnn_comparison_from_a_measured_table(tiny_table):
     sentences = custom_cnn_verdicts(ratios.reset_index())
     assert sentences[0].startswith("cpu, float32, batch 4: ") and "of 1 standard architectures" in sentences[0]
     assert any("convnext_pico processes" in sentence for sentence in sentences)
+
+
+def test_roofline_comes_from_the_bandwidth_and_ceiling_measured_in_the_run(tiny_table):
+    table, _ = tiny_table
+    bandwidth = table[["bandwidth_start_bytes_per_s", "bandwidth_end_bytes_per_s"]].max(axis=1)
+    assert (table["bandwidth_bytes_per_s"] == bandwidth).all() and (bandwidth > 1e8).all()
+    for column in ("bytes_per_alert", "roofline_alerts_per_s", "roofline_fraction"):
+        assert (table[column] > 0).all(), column
+    assert table["roofline_memory_share"].between(0, 1).all()
+    # The roofline never allows more than the matrix-product rate alone, so its fraction is the larger.
+    matmul_limit = table["ceiling_flops"] / (2 * table["macs"])
+    assert (table["roofline_alerts_per_s"] <= matmul_limit * (1 + 1e-12)).all()
+    assert (table["roofline_fraction"] >= table["limit_fraction"] * (1 - 1e-12)).all()
+    expected = table["alerts_per_s"] / table["roofline_alerts_per_s"]
+    assert ((table["roofline_fraction"] - expected).abs() <= 1e-12 * expected).all()
+    # Weights are read once per batch: a larger batch moves fewer bytes per alert; both impls the same.
+    per_batch = table.pivot_table(index=["model", "impl"], columns="batch_size", values="bytes_per_alert")
+    assert (per_batch[4] < per_batch[1]).all()
+    assert (per_batch.xs("alertlib", level="impl") == per_batch.xs("btsbot", level="impl")).all().all()
+    report = roofline_table(table, models=None, batch_size=4)
+    assert set(report["model"]) == {"btsbot_cnn", "convnext_pico"}
+    assert (report["matmul_limit_alerts_per_s"] >= report["roofline_alerts_per_s"]).all()
+    assert plot_roofline_fraction(table, batch_size=4) is not None
+
+
+@pytest.mark.parametrize(("arch", "impl"), [("resnet18", "alertlib"), ("convnext_pico", "btsbot")])
+def test_operator_costs_count_the_models_flops_and_every_operators_bytes(arch, impl):
+    operators = operator_costs(arch, impl, batch_size=8)
+    _, macs = zoo.model_params_and_macs(arch, impl)
+    assert sum(op.flops for op in operators) == 2 * macs * 8
+    assert all(op.bytes > 0 for op in operators)
+    names = {op.name for op in operators}
+    assert "aten.convolution" in names and not names & {"aten.view", "aten.permute", "aten.t", "aten.empty"}
+    if arch == "resnet18":  # the residual additions are functional, not modules: counted all the same
+        assert sum(op.name == "aten.add_" for op in operators) == 8
+    # bfloat16 halves the tensors (batch-norm statistics stay float32).
+    half = operator_costs(arch, impl, batch_size=8, dtype="bfloat16")
+    assert sum(op.bytes for op in half) == pytest.approx(sum(op.bytes for op in operators) / 2, rel=0.03)
+
+
+def test_roofline_limit_takes_each_operator_at_its_slower_limit():
+    operators = [OperatorCost("conv", flops=1e9, bytes=1e6), OperatorCost("norm", flops=0.0, bytes=1e9)]
+    limit = roofline_limit(operators, batch_size=10, ceiling_flops=1e11, bandwidth_bytes_per_s=1e10)
+    # conv: max(0.01 s compute, 0.0001 s memory); norm: 0.1 s memory.
+    assert limit["alerts_per_s"] == pytest.approx(10 / 0.11)
+    assert limit["memory_share"] == pytest.approx(0.1 / 0.11)
+    assert limit["bytes_per_alert"] == pytest.approx((1e6 + 1e9) / 10)
+    assert math.isnan(roofline_limit(operators, 10, 1e11, math.nan)["alerts_per_s"])
+
+
+def test_memory_bandwidth_is_measured():
+    bandwidth = measure_memory_bandwidth("cpu", size_mb=16, repeats=2)
+    assert bandwidth["bytes_per_s"] == max(bandwidth["copy_bytes_per_s"], bandwidth["add_bytes_per_s"]) > 1e8
+    assert bandwidth["size_bytes"] == 16 * 2**20
+
+
+def test_limit_goal_table_reports_the_roofline_goal():
+    table = synthetic_table().assign(ceiling_flops=1e11)
+    goals = limit_goal_table(table).set_index("model")
+    assert goals["roofline_fraction"].isna().all() and goals["meets_roofline_goal"].isna().all()
+    with_roofline = table.assign(roofline_alerts_per_s=table["alerts_per_s"] / 0.7)
+    with_roofline.loc[with_roofline["model"] == "resnet18", "roofline_alerts_per_s"] = 300.0
+    with_roofline["roofline_fraction"] = with_roofline["alerts_per_s"] / with_roofline["roofline_alerts_per_s"]
+    goals = limit_goal_table(with_roofline).set_index("model")
+    assert goals.loc["convnext_pico", "roofline_fraction"] == pytest.approx(0.7)
+    assert goals.loc["convnext_pico", "meets_roofline_goal"] is True
+    assert goals.loc["resnet18", "meets_roofline_goal"] is False  # 150 of 300 alerts/s
 
 
 # --- pieces ------------------------------------------------------------------------------------

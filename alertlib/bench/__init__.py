@@ -22,6 +22,11 @@ format (``float32``; ``bfloat16``) and each inference variant (:data:`alertlib.l
   asked), measured at the start and at the end of the same run (the better of the two is the
   ceiling, both are kept); ``limit_fraction`` = achieved FLOP/s (2 x ``macs`` x ``alerts_per_s``)
   divided by the ceiling of the same format.
+- **the roofline**: the device's memory bandwidth (large tensor copies and additions, also at the
+  start and the end of the run), every operator's FLOPs and bytes moved (counted on the ``meta``
+  device), and the limit that takes each operator at the lower of the matrix-product rate and the
+  bandwidth times its arithmetic intensity; ``roofline_fraction`` = alerts per second over that limit
+  (:mod:`~alertlib.bench.roofline`).
 
 Every row carries the machine stamp (:func:`alertlib.core.provenance.machine_stamp`) and the code version.
 float32 means strict float32 on GPU: TF32 is switched off for both the models and the ceiling, so
@@ -29,6 +34,7 @@ the fraction compares like with like.
 
 Modules, in the order a run uses them: :mod:`~alertlib.bench.zoo` (the models, ours and btsbot's),
 :mod:`~alertlib.bench.timing` (timed calls, memory, the matrix-product ceiling),
+:mod:`~alertlib.bench.roofline` (the memory bandwidth, operators' bytes and the roofline limit),
 :mod:`~alertlib.bench.measure` (one job, in a subprocess or in this process),
 :mod:`~alertlib.bench.runner` (settings, jobs, the run and its journal), :mod:`~alertlib.bench.tables`
 (reading the tables). The claims drawn from them are in :mod:`alertlib.report.efficiency`, the command

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alertlib.bench.measure import run_in_process, run_isolated, unmeasured_rows
+from alertlib.bench.roofline import measure_memory_bandwidth, operator_costs, roofline_limit
 from alertlib.bench.timing import limit_fraction, measure_matmul_ceiling
 from alertlib.bench.zoo import BTSBOT_CLASSES, GPU_ONLY_MODELS, IMPLS, btsbot_architectures_file
 from alertlib.learn.inference import DTYPES, VARIANTS
@@ -47,6 +48,13 @@ ROW_COLUMNS = (
     "ceiling_end_flops",
     "ceiling_matmul_size",
     "limit_fraction",
+    "bandwidth_bytes_per_s",
+    "bandwidth_start_bytes_per_s",
+    "bandwidth_end_bytes_per_s",
+    "bytes_per_alert",
+    "roofline_alerts_per_s",
+    "roofline_fraction",
+    "roofline_memory_share",
     "status",
     "note",
     "load_avg_1m",
@@ -74,6 +82,9 @@ class BenchmarkSettings:
     min_time_s: float = 1.0
     ceiling_sizes: tuple[int, ...] | None = None
     ceiling_repeats: int = 5
+    # Memory bandwidth (alertlib.bench.roofline): MiB per tensor (None: 256 on CPU, 1024 on GPU), repeats.
+    bandwidth_mb: int | None = None
+    bandwidth_repeats: int = 5
     gpu_only_models: tuple[str, ...] = GPU_ONLY_MODELS
     seed: int = 0
     job_timeout_s: float | None = None
@@ -164,12 +175,16 @@ def benchmark_jobs(settings: BenchmarkSettings) -> tuple[list[dict], list[dict]]
 # ----------------------------------------------------------------------------------------------
 
 
-def _ceilings(settings: BenchmarkSettings) -> dict[str, dict]:
-    """The device's matrix-product ceiling in each format of the run (:func:`measure_matmul_ceiling`)."""
-    return {
+def _device_limits(settings: BenchmarkSettings) -> dict[str, dict]:
+    """The device's limits: its matrix-product ceiling in each format of the run
+    (:func:`measure_matmul_ceiling`), and its memory bandwidth under ``"bandwidth"``
+    (:func:`alertlib.bench.roofline.measure_memory_bandwidth`)."""
+    ceilings = {
         dtype: measure_matmul_ceiling(settings.device, dtype, settings.ceiling_sizes, repeats=settings.ceiling_repeats)
         for dtype in settings.dtypes
     }
+    bandwidth = measure_memory_bandwidth(settings.device, settings.bandwidth_mb, settings.bandwidth_repeats)
+    return {**ceilings, "bandwidth": bandwidth}
 
 
 def _open_journal(out: str | Path | None, resume: bool) -> tuple[Path | None, dict[str, list[dict]]]:
@@ -203,25 +218,29 @@ def _measure_jobs(jobs, settings: BenchmarkSettings, journal: Path | None, finis
     return rows
 
 
-def _stamp_rows(rows: list[dict], settings: BenchmarkSettings, start_ceilings: dict, end_ceilings: dict) -> list[str]:
-    """Give every row its ceilings, code version, time and machine stamp; return the stamp's columns."""
+def _stamp_rows(rows: list[dict], settings: BenchmarkSettings, start_limits: dict, end_limits: dict) -> list[str]:
+    """Give every row its ceilings, bandwidth, code version, time and machine stamp; return the stamp's columns."""
     from alertlib.core.provenance import code_version, machine_stamp
 
     stamp = machine_stamp()
     stamp["cpu_threads"] = int(settings.threads or stamp["cpu_threads"])
     measured_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    start_bandwidth, end_bandwidth = start_limits["bandwidth"]["bytes_per_s"], end_limits["bandwidth"]["bytes_per_s"]
+    costs = OperatorCostCache()
     for row in rows:
-        start, end = start_ceilings[row["dtype"]], end_ceilings[row["dtype"]]
+        start, end = start_limits[row["dtype"]], end_limits[row["dtype"]]
         ceiling = max(start["flops"], end["flops"])
         row.update(
             ceiling_start_flops=start["flops"],
             ceiling_end_flops=end["flops"],
             ceiling_matmul_size=start["size"] if start["flops"] >= end["flops"] else end["size"],
+            bandwidth_start_bytes_per_s=start_bandwidth,
+            bandwidth_end_bytes_per_s=end_bandwidth,
             code_version=code_version(),
             measured_at=row.pop("finished_at", None) or measured_at,
             **stamp,
         )
-        _against_ceiling(row, ceiling)
+        _against_ceiling(row, ceiling, max(start_bandwidth, end_bandwidth), costs)
     return list(stamp)
 
 
@@ -259,10 +278,10 @@ def run_benchmark(
         btsbot_architectures_file()  # fail now, with instructions, rather than in every job
     jobs, skipped = benchmark_jobs(settings)
     journal, finished = _open_journal(out, resume)
-    start_ceilings = _ceilings(settings)
+    start_limits = _device_limits(settings)
     rows = list(skipped) + _measure_jobs(jobs, settings, journal, finished, progress)
-    end_ceilings = _ceilings(settings)
-    stamp_columns = _stamp_rows(rows, settings, start_ceilings, end_ceilings)
+    end_limits = _device_limits(settings)
+    stamp_columns = _stamp_rows(rows, settings, start_limits, end_limits)
     table = pd.DataFrame(rows).reindex(columns=[*ROW_COLUMNS, *stamp_columns])
     if out is not None:
         write_table(Path(out), table)
@@ -270,12 +289,47 @@ def run_benchmark(
     return table
 
 
-def _against_ceiling(row: dict, ceiling: float) -> None:
-    """Set a row's ``ceiling_flops`` and, for a measurement, its achieved FLOP/s and ``limit_fraction``."""
+class OperatorCostCache:
+    """:func:`alertlib.bench.roofline.operator_costs` of each (model, impl, dtype, batch size), counted once;
+    None (and the reason in :attr:`failures`) for a model whose operators cannot be counted."""
+
+    def __init__(self):
+        self._costs: dict[tuple, list | None] = {}
+        self.failures: dict[tuple, str] = {}
+
+    def __call__(self, row: dict) -> list | None:
+        key = (row["model"], row["impl"], row["dtype"], int(row["batch_size"]))
+        if key not in self._costs:
+            try:
+                model, impl, dtype, batch_size = key
+                self._costs[key] = operator_costs(model, impl, batch_size=batch_size, dtype=dtype)
+            except Exception as error:  # noqa: BLE001 - a count that fails must not lose the measured table
+                self._costs[key] = None
+                self.failures[key] = f"operators not counted ({type(error).__name__}: {error})"[:300]
+        return self._costs[key]
+
+
+def _against_ceiling(row: dict, ceiling: float, bandwidth: float = math.nan, costs=None) -> None:
+    """Set a row's ``ceiling_flops`` and bandwidth and, for a measurement, its achieved FLOP/s,
+    ``limit_fraction`` and roofline (:func:`alertlib.bench.roofline.roofline_limit`; ``costs``, an
+    :class:`OperatorCostCache`, gives a row's operators)."""
     row["ceiling_flops"] = ceiling
-    if row.get("status") == "ok":
-        row["achieved_flops"] = 2.0 * row["macs"] * row["alerts_per_s"]
-        row["limit_fraction"] = limit_fraction(row["macs"], row["alerts_per_s"], ceiling)
+    row["bandwidth_bytes_per_s"] = bandwidth
+    if row.get("status") != "ok":
+        return
+    row["achieved_flops"] = 2.0 * row["macs"] * row["alerts_per_s"]
+    row["limit_fraction"] = limit_fraction(row["macs"], row["alerts_per_s"], ceiling)
+    costs = costs or OperatorCostCache()
+    operators = costs(row)
+    if operators is None:
+        failure = costs.failures[(row["model"], row["impl"], row["dtype"], int(row["batch_size"]))]
+        row["note"] = "; ".join(filter(None, [row.get("note"), failure]))
+        return
+    limit = roofline_limit(operators, int(row["batch_size"]), ceiling, bandwidth)
+    row["bytes_per_alert"] = limit["bytes_per_alert"]
+    row["roofline_alerts_per_s"] = limit["alerts_per_s"]
+    row["roofline_fraction"] = row["alerts_per_s"] / limit["alerts_per_s"]
+    row["roofline_memory_share"] = limit["memory_share"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -362,6 +416,8 @@ def table_from_journal(
         f"ceiling and machine stamp from a table of the same machine ({reference['measured_at'].iloc[0]}): "
         f"this run was cut short before its end-of-run ceiling"
     )
+    bandwidth = float(reference["bandwidth_bytes_per_s"].max()) if "bandwidth_bytes_per_s" in reference else math.nan
+    costs = OperatorCostCache()
     rows = list(skipped)
     for job in jobs:
         key = job_key(job)
@@ -378,10 +434,12 @@ def table_from_journal(
         row.update(
             ceiling_start_flops=math.nan,
             ceiling_end_flops=math.nan,
+            bandwidth_start_bytes_per_s=math.nan,
+            bandwidth_end_bytes_per_s=math.nan,
             ceiling_matmul_size=sizes[row["dtype"]],
             code_version=reference["code_version"].iloc[0],
             measured_at=measured_at or finished_at or reference["measured_at"].iloc[0],
             **stamp,
         )
-        _against_ceiling(row, float(ceilings[row["dtype"]]))
+        _against_ceiling(row, float(ceilings[row["dtype"]]), bandwidth, costs)
     return pd.DataFrame(rows).reindex(columns=[*ROW_COLUMNS, *stamp_columns])

@@ -3,10 +3,12 @@
 - the custom CNN against every other model, per device and format (:func:`custom_cnn_ratios`,
   :func:`custom_cnn_verdicts`);
 - the CPU goal: ConvNeXt-pico and ResNet-18 reach :data:`LIMIT_GOAL_FRACTION` of the device's
-  float32 matrix-product rate at batch 256 (:func:`limit_goal_table`);
+  float32 matrix-product rate at batch 256, and :data:`ROOFLINE_GOAL_FRACTION` of their roofline
+  limit, the lower of the compute and bandwidth limits of each of their operators
+  (:func:`limit_goal_table`, :func:`roofline_table`; :mod:`alertlib.bench.roofline`);
 - the GPU goal: a Rubin night in under a minute (:func:`night_report`);
-- alerts per second against batch size (:func:`plot_throughput`) and the achieved fraction of the
-  matrix-product rate (:func:`plot_limit_fraction`).
+- alerts per second against batch size (:func:`plot_throughput`), the achieved fraction of the
+  matrix-product rate (:func:`plot_limit_fraction`) and of the roofline limit (:func:`plot_roofline_fraction`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from alertlib.bench.tables import best_variant_rows, common_batch_size, measured
 LIMIT_GOAL_FRACTION = 0.6
 LIMIT_GOAL_MODELS = ("convnext_pico", "resnet18")
 LIMIT_GOAL_BATCH_SIZE = 256
+# ... and this fraction of their roofline limit (compute and memory bandwidth, operator by operator).
+ROOFLINE_GOAL_FRACTION = 0.6
 # The GPU goal: a Rubin night of 10 million alerts in under a minute.
 NIGHT_GOAL_ALERTS_PER_S = 200_000.0
 ALERTS_PER_NIGHT = 1e7
@@ -82,6 +86,7 @@ def limit_goal_table(
     models=LIMIT_GOAL_MODELS,
     batch_size: int = LIMIT_GOAL_BATCH_SIZE,
     threshold: float = LIMIT_GOAL_FRACTION,
+    roofline_threshold: float = ROOFLINE_GOAL_FRACTION,
 ):
     """The CPU goal, per model and format: does the best achieved FLOP/s at ``batch_size`` reach ``threshold``?
 
@@ -89,6 +94,10 @@ def limit_goal_table(
     ``float32_limit_fraction`` (achieved FLOP/s over the float32 ceiling of the same device) with
     ``threshold``. ``limit_fraction`` stays the fraction of the same format's own ceiling: a bfloat16
     model can exceed the float32 rate while using a small part of the bfloat16 one.
+
+    ``roofline_fraction`` is the rate over the roofline limit of the same format
+    (:func:`roofline_table`), and ``meets_roofline_goal`` compares it with ``roofline_threshold``
+    (None where the table has no roofline).
     """
     best = best_variant_rows(table[(table["impl"] == "alertlib") & (table["batch_size"] == batch_size)])
     rows = best[best["model"].isin(models)].copy()
@@ -101,8 +110,54 @@ def limit_goal_table(
             2.0 * rows.loc[other, "macs"] * rows.loc[other, "alerts_per_s"] / ceiling
         )
     rows["meets_goal"] = rows["float32_limit_fraction"] >= threshold
+    rows = _with_roofline_goal(rows, roofline_threshold)
     columns = ["device", "dtype", "model", "variant", "batch_size", "alerts_per_s", "limit_fraction"]
-    return rows[[*columns, "float32_limit_fraction", "meets_goal"]].reset_index(drop=True)
+    roofline = ["roofline_alerts_per_s", "roofline_fraction", "meets_roofline_goal"]
+    return rows[[*columns, "float32_limit_fraction", "meets_goal", *roofline]].reset_index(drop=True)
+
+
+def _with_roofline_goal(rows, threshold: float):
+    """``rows`` with ``meets_roofline_goal``: ``roofline_fraction >= threshold``, None where the table
+    has no roofline (tables measured before it existed)."""
+    import numpy as np
+
+    rows = rows.copy()
+    for column in ("roofline_alerts_per_s", "roofline_fraction"):
+        if column not in rows.columns:
+            rows[column] = np.nan
+    known = rows["roofline_fraction"].notna()
+    rows["meets_roofline_goal"] = (rows["roofline_fraction"] >= threshold).astype(object).where(known, None)
+    return rows
+
+
+def roofline_table(
+    table,
+    models=LIMIT_GOAL_MODELS,
+    batch_size: int = LIMIT_GOAL_BATCH_SIZE,
+    threshold: float = ROOFLINE_GOAL_FRACTION,
+):
+    """Each model's rate beside its two limits, per device and format, at ``batch_size`` (fastest variant).
+
+    ``matmul_limit_alerts_per_s`` is the limit if every operator ran at the matrix-product rate
+    (ceiling / 2 x multiply-adds); ``roofline_alerts_per_s`` takes each operator at the lower of that
+    rate and the memory bandwidth times its arithmetic intensity (:mod:`alertlib.bench.roofline`), so
+    it is never above the first. ``roofline_memory_share`` is the share of the roofline's time in
+    operators that bandwidth limits; ``arithmetic_intensity`` is FLOPs per byte of the whole pass.
+    ``models`` None keeps every model.
+    """
+    best = best_variant_rows(table[(table["impl"] == "alertlib") & (table["batch_size"] == batch_size)])
+    rows = best if models is None else best[best["model"].isin(models)]
+    rows = _with_roofline_goal(rows, threshold)
+    for column in ("bandwidth_bytes_per_s", "bytes_per_alert", "roofline_memory_share"):
+        if column not in rows.columns:
+            rows[column] = float("nan")
+    rows["matmul_limit_alerts_per_s"] = rows["ceiling_flops"] / (2.0 * rows["macs"])
+    rows["arithmetic_intensity"] = 2.0 * rows["macs"] / rows["bytes_per_alert"]
+    columns = ["device", "dtype", "model", "variant", "batch_size", "alerts_per_s", "matmul_limit_alerts_per_s"]
+    columns += ["roofline_alerts_per_s", "limit_fraction", "roofline_fraction", "meets_roofline_goal"]
+    columns += ["roofline_memory_share", "arithmetic_intensity", "bytes_per_alert", "ceiling_flops"]
+    columns += ["bandwidth_bytes_per_s"]
+    return rows[columns].sort_values(["device", "dtype", "model"]).reset_index(drop=True)
 
 
 def night_report(
@@ -179,4 +234,34 @@ def plot_limit_fraction(table, batch_size: int = LIMIT_GOAL_BATCH_SIZE, dtype: s
         ax.set(xlabel="achieved FLOP/s / matrix-product FLOP/s", ylabel="")
         ax.set_title(f"{device}, {dtype}, batch {batch_size}", fontsize=8)
         ax.legend(fontsize=6)
+    return figure
+
+
+def plot_roofline_fraction(table, batch_size: int = LIMIT_GOAL_BATCH_SIZE, dtype: str = "float32"):
+    """Achieved fraction of each model's roofline limit per variant, at one batch size, beside the goal.
+
+    The roofline limit takes each operator at the lower of the matrix-product rate and the memory
+    bandwidth times its arithmetic intensity (:mod:`alertlib.bench.roofline`); the faint bars behind
+    are the fraction of the matrix-product rate alone (:func:`plot_limit_fraction`).
+    """
+    from alertlib.report.figures import new_figure
+
+    ok = measured_rows(table)
+    ok = ok[(ok["impl"] == "alertlib") & (ok["dtype"] == dtype) & (ok["batch_size"] == batch_size)]
+    if "roofline_fraction" in ok.columns:
+        ok = ok[ok["roofline_fraction"].notna()]
+    else:
+        ok = ok.iloc[:0]
+    devices = sorted(ok["device"].unique())
+    figure, axes = new_figure(1, max(len(devices), 1), panel_size=(5.0, 3.8))
+    for ax, device in zip(axes[0], devices, strict=False):
+        rows = ok[ok["device"] == device]
+        matmul = rows.pivot_table(index="model", columns="variant", values="limit_fraction")
+        matmul.plot.barh(ax=ax, alpha=0.25, legend=False)
+        rows.pivot_table(index="model", columns="variant", values="roofline_fraction").plot.barh(ax=ax)
+        ax.axvline(ROOFLINE_GOAL_FRACTION, color="grey", linestyle=":", label=f"goal {ROOFLINE_GOAL_FRACTION}")
+        ax.set(xlabel="alerts/s / roofline limit (faint: / matrix-product limit)", ylabel="")
+        ax.set_title(f"{device}, {dtype}, batch {batch_size}", fontsize=8)
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles[len(matmul.columns) :], labels[len(matmul.columns) :], fontsize=6)
     return figure
