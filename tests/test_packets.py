@@ -391,3 +391,29 @@ def test_expand_paths_through_a_parent_folder_and_hidden_files(tmp_path, monkeyp
     # A relative path through ".." (as in ../shared/data/...) is not a hidden folder.
     found = expand_paths(["../packets"])
     assert [p.name for p in found] == ["a.avro", "b.avro"]
+
+
+@pytest.mark.realdata
+def test_workers_give_what_one_process_gives(real_decoded):
+    folder, fast, _ = real_decoded
+    with_workers = decode_packets(folder, "fast", workers=2)
+    assert with_workers.summary() == fast.summary()
+    pd.testing.assert_frame_equal(with_workers.skipped, fast.skipped)
+    for name, dataset in fast.datasets.items():
+        assert with_workers.datasets[name].triplets.tobytes() == dataset.triplets.tobytes()
+        pd.testing.assert_frame_equal(with_workers.datasets[name].candidates, dataset.candidates)
+
+
+def test_triplets_gathered_in_blocks_keep_their_order():
+    from alertlib.io.packets import _TripletStack
+
+    batches = [np.full((count, 2, 2, 3), start, dtype=np.float32) for start, count in ((1, 3), (2, 1), (3, 4))]
+    expected = np.concatenate(batches)
+    for capacity in (1, 2, 8, 100):  # blocks filled exactly, split across blocks, one block part-filled
+        stack = _TripletStack((2, 2, 3), capacity)
+        for batch in batches:
+            stack.extend(batch)
+        np.testing.assert_array_equal(stack.stacked(), expected)
+    exact = _TripletStack((2, 2, 3), 8)
+    exact.extend(expected)
+    assert exact.stacked() is exact.blocks[0]  # a block filled exactly is the result itself, not copied

@@ -62,6 +62,7 @@ import functools
 import gzip
 import io
 import json
+import math
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -92,6 +93,7 @@ def _gunzip(data: bytes) -> bytes:
 
 # Packet field of each channel, per survey.
 CUTOUT_FIELDS = {"science": "cutoutScience", "reference": "cutoutTemplate", "difference": "cutoutDifference"}
+_CUTOUT_FIELD_NAMES = frozenset(CUTOUT_FIELDS.values())
 SURVEYS = ("ztf", "atlas", "rubin")
 SUPPORTED_CODECS = ("null", "deflate", "snappy")
 SKIPPED_COLUMNS = ("file", "alert", "reason", "detail")
@@ -496,7 +498,10 @@ _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 def _scalars(mapping: dict) -> dict:
-    # An exact-type lookup first: it decides almost every value, and costs a fraction of isinstance.
+    # A record whose values are all plain scalars (a decoded candidate) is copied whole; otherwise an
+    # exact-type lookup first: it decides almost every value, and costs a fraction of isinstance.
+    if set(map(type, mapping.values())) <= _SCALAR_TYPES:
+        return dict(mapping)
     return {
         k: v
         for k, v in mapping.items()
@@ -528,7 +533,7 @@ def survey_of(record: dict) -> str:
 def record_to_alert(record: dict, file: str, index: int) -> RawAlert:
     """Turn a decoded Avro record or Parquet row into a :class:`RawAlert`."""
     survey = survey_of(record)
-    top = {k: v for k, v in _scalars(record).items() if k not in CUTOUT_FIELDS.values()}
+    top = {k: v for k, v in _scalars(record).items() if k not in _CUTOUT_FIELD_NAMES}
     if survey == "rubin":
         source = record["diaSource"]
         if not isinstance(source, dict):
@@ -713,9 +718,11 @@ def alert_to_triplet(alert: RawAlert, decoder: str = "fast") -> tuple[np.ndarray
     if size is not None and (height > size or width > size):
         raise PacketError("cutout too large", f"{height}x{width} is larger than {size}x{size}")
     out_shape = (height, width) if size is None else (size, size)
-    triplet = np.zeros((*out_shape, 3), dtype=np.float32)
-    if decoder == "fast":
+    if decoder == "fast":  # every value is written by the division
+        triplet = np.empty((*out_shape, 3), dtype=np.float32)
         _normalise_channels(triplet, images)
+    else:
+        triplet = np.zeros((*out_shape, 3), dtype=np.float32)
     for channel_index, channel in enumerate(CHANNELS):
         if channel not in images or decoder == "fast":
             continue  # the documented missing reference: an all-zero channel, has_reference False
@@ -743,39 +750,66 @@ def _normalise_channels(triplet: np.ndarray, images: dict[str, np.ndarray]) -> N
     same float64 padded cutouts with NaN and infinities -> 0, the norm as numpy's ``x.dot(x)`` of
     each raveled padded cutout (what ``np.linalg.norm`` computes; calling it keeps BLAS's summation
     order) and float64 division rounded to float32. One buffer holds the three channels (the copy
-    into it also swaps big-endian FITS pixels); NaN -> 0 runs only when a norm is not finite, since
-    a finite sum of squares means there was no NaN or infinity to replace; and the division and the
-    channels-last store run in one compiled loop.
+    into it also swaps big-endian FITS pixels: for three big-endian float32 stamps, ZTF's, in one
+    compiled loop); NaN -> 0 runs only when a norm is not finite, since a finite sum of squares
+    means there was no NaN or infinity to replace; and the division and the channels-last store run
+    in one compiled loop.
     """
     height, width = triplet.shape[:2]
     padded = any(image.shape != (height, width) for image in images.values()) or len(images) < 3
     buffer = (np.zeros if padded else np.empty)((3, height, width), dtype=np.float64)
-    for index, channel in enumerate(CHANNELS):
-        image = images.get(channel)
-        if image is not None:  # a missing reference stays all zeros (documented above)
-            buffer[index, : image.shape[0], : image.shape[1]] = image
+    stamps = [images.get(channel) for channel in CHANNELS]
+    if len(images) == 3 and all(stamp.dtype == _BIG_ENDIAN_FLOAT32 for stamp in stamps):
+        _widen_big_endian(*(stamp.view(np.uint32) for stamp in stamps), buffer)
+    else:
+        for index, image in enumerate(stamps):
+            if image is not None:  # a missing reference stays all zeros (documented above)
+                buffer[index, : image.shape[0], : image.shape[1]] = image
     flat = buffer.reshape(3, -1)
     squares = [flat[0].dot(flat[0]), flat[1].dot(flat[1]), flat[2].dot(flat[2])]
-    if not np.isfinite(squares).all():
+    if not all(map(math.isfinite, squares)):
         np.nan_to_num(buffer, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         squares = [flat[0].dot(flat[0]), flat[1].dot(flat[1]), flat[2].dot(flat[2])]
-    norms = np.sqrt(squares)
+    norms = [math.sqrt(square) for square in squares]  # correctly rounded, as np.sqrt
     for index, channel in enumerate(CHANNELS):
         if norms[index] == 0.0 and channel in images:
             detail = "cutout is all zeros (or NaN) after NaN -> 0"
             raise PacketError("all-zero cutout", f"{CUTOUT_FIELDS[channel]}: {detail}")
-    norms[norms == 0.0] = 1.0
-    _divide_into_channels_last(buffer, norms, triplet)
+    _divide_into_channels_last(flat, np.array([norm or 1.0 for norm in norms]), triplet.reshape(-1, 3))
+
+
+_BIG_ENDIAN_FLOAT32 = np.dtype(">f4")
 
 
 @kernel
-def _divide_into_channels_last(buffer, norms, out):  # pragma: no cover - compiled by numba
-    """``out[i, j, c] = float32(buffer[c, i, j] / norms[c])``."""
-    for c in range(buffer.shape[0]):
+def _widen_big_endian(science, reference, difference, buffer):  # pragma: no cover - compiled by numba
+    """``buffer[c, :h, :w]`` = the float64 values of big-endian float32 pixels (given as their raw
+    32-bit words), for the three channels; the rest of ``buffer`` is left as it is."""
+    for c, words in enumerate((science, reference, difference)):
+        swapped = np.empty(words.shape, dtype=np.uint32)
+        for i in range(words.shape[0]):
+            for j in range(words.shape[1]):
+                word = words[i, j]
+                swapped[i, j] = (word >> 24) | ((word >> 8) & 0xFF00) | ((word << 8) & 0xFF0000) | (word << 24)
+        pixels = swapped.view(np.float32)
+        for i in range(words.shape[0]):
+            for j in range(words.shape[1]):
+                buffer[c, i, j] = pixels[i, j]
+
+
+@kernel
+def _divide_into_channels_last(flat, norms, out):  # pragma: no cover - compiled by numba
+    """``out[k, c] = float32(flat[c, k] / norms[c])``: each channel divided in a contiguous loop
+    (vectorised), then the three interleaved into channels-last pixels."""
+    divided = np.empty(flat.shape, dtype=np.float32)
+    for c in range(flat.shape[0]):
         norm = norms[c]
-        for i in range(buffer.shape[1]):
-            for j in range(buffer.shape[2]):
-                out[i, j, c] = np.float32(buffer[c, i, j] / norm)
+        for k in range(flat.shape[1]):
+            divided[c, k] = np.float32(flat[c, k] / norm)
+    for k in range(flat.shape[1]):  # three channels, written out so that the loop vectorises
+        out[k, 0] = divided[0, k]
+        out[k, 1] = divided[1, k]
+        out[k, 2] = divided[2, k]
 
 
 def dataset_name(survey: str, triplet_shape: tuple[int, ...]) -> str:
@@ -793,7 +827,8 @@ def dataset_name(survey: str, triplet_shape: tuple[int, ...]) -> str:
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Files given, and every regular file under folders given (sorted; hidden files left out)."""
     files: list[Path] = []
-    for path in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
+    for path in [paths] if isinstance(paths, (str, Path)) else paths:
+        path = path if isinstance(path, Path) else Path(path)
         if path.is_dir():
             files.extend(
                 sorted(
@@ -824,6 +859,68 @@ def decode_file(
     return decoded, skipped, len(decoded) + len(skipped)
 
 
+# Files decoded as one task (in this process, or by one worker): enough alerts that a worker's result
+# crosses the pipe as a few arrays rather than one per alert.
+BATCH_FILES = 16
+
+
+@dataclass
+class _Batch:
+    """A run of files decoded: per dataset its stacked triplets and candidate rows, in file order;
+    the skip rows; the alerts read; the files."""
+
+    datasets: dict[str, tuple[np.ndarray, list[dict]]]
+    skipped: list[dict]
+    read: int
+    files: int
+
+
+def _decode_batch(files: list[Path], decoder: str = "fast", avro_walker: bool = True) -> _Batch:
+    """:func:`decode_file` of each file, grouped by dataset (a worker's task)."""
+    grouped: dict[str, tuple[list, list]] = {}
+    skipped: list[dict] = []
+    read = 0
+    for path in files:
+        decoded, file_skipped, count = decode_file(path, decoder, avro_walker)
+        read += count
+        skipped.extend(file_skipped)
+        for name, triplet, row in decoded:
+            triplets, rows = grouped.setdefault(name, ([], []))
+            triplets.append(triplet)
+            rows.append(row)
+    datasets = {name: (np.stack(triplets), rows) for name, (triplets, rows) in grouped.items()}
+    return _Batch(datasets, skipped, read, len(files))
+
+
+class _TripletStack:
+    """The triplets of one dataset, batch after batch, in preallocated blocks, stacked at the end.
+
+    Blocks of many triplets are large allocations, which numpy asks the kernel to back with huge
+    pages: filling them costs a fraction of the page faults of one small array per triplet.
+    """
+
+    def __init__(self, shape: tuple[int, ...], expected: int):
+        self.shape, self.capacity = shape, max(1, expected)
+        self.blocks: list[np.ndarray] = []
+        self.filled = 0  # rows used in the last block
+
+    def extend(self, triplets: np.ndarray) -> None:
+        start = 0
+        while start < len(triplets):
+            if not self.blocks or self.filled == len(self.blocks[-1]):
+                self.blocks.append(np.empty((self.capacity, *self.shape), dtype=triplets.dtype))
+                self.filled, self.capacity = 0, 2 * self.capacity
+            block = self.blocks[-1]
+            taken = min(len(triplets) - start, len(block) - self.filled)
+            block[self.filled : self.filled + taken] = triplets[start : start + taken]
+            self.filled, start = self.filled + taken, start + taken
+
+    def stacked(self) -> np.ndarray:
+        if len(self.blocks) == 1 and self.filled == len(self.blocks[0]):
+            return self.blocks[0]
+        return np.concatenate([*self.blocks[:-1], self.blocks[-1][: self.filled]])
+
+
 def decode_packets(
     paths: Iterable[str | Path] | str | Path,
     decoder: str = "fast",
@@ -840,7 +937,8 @@ def decode_packets(
     decoder:
         ``"fast"`` or ``"astropy"`` (the reference); both give identical triplets.
     workers:
-        Processes for decoding; 1 decodes in this process. Results keep the file order either way.
+        Processes for decoding; 1 decodes in this process. Results keep the file order either way
+        (:func:`_decode_in_workers` says how the processes start).
     progress:
         Show a tqdm progress bar over files.
     avro_walker:
@@ -850,38 +948,59 @@ def decode_packets(
     if decoder not in STAMP_DECODERS:
         raise ValueError(f"decoder must be one of {sorted(STAMP_DECODERS)}, not {decoder!r}")
     files = expand_paths(paths)
-    decode_one = functools.partial(decode_file, decoder=decoder, avro_walker=avro_walker)
-    if workers > 1 and len(files) > 1:
-        import multiprocessing
-
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            results = list(_progress(pool.imap(decode_one, files, chunksize=16), len(files), progress))
+    batches = [files[start : start + BATCH_FILES] for start in range(0, len(files), BATCH_FILES)]
+    decode = functools.partial(_decode_batch, decoder=decoder, avro_walker=avro_walker)
+    if workers > 1 and len(batches) > 1:
+        results = _decode_in_workers(decode, batches, workers)
     else:
-        results = [decode_one(f) for f in _progress(files, len(files), progress)]
-    grouped: dict[str, tuple[list, list]] = {}
+        results = map(decode, batches)
+    stacks: dict[str, _TripletStack] = {}
+    rows: dict[str, list[dict]] = {}
     skipped_rows: list[dict] = []
     read = 0
-    for decoded, skipped, count in results:
-        read += count
-        skipped_rows.extend(skipped)
-        for name, triplet, row in decoded:
-            grouped.setdefault(name, ([], []))
-            grouped[name][0].append(triplet)
-            grouped[name][1].append(row)
-    datasets = {
-        name: PacketDataset(name, np.stack(triplets), pd.DataFrame(rows))
-        for name, (triplets, rows) in sorted(grouped.items())
-    }
+    for batch in _progress(results, len(files), progress):
+        read += batch.read
+        skipped_rows.extend(batch.skipped)
+        for name, (triplets, batch_rows) in batch.datasets.items():
+            if name not in stacks:
+                stacks[name] = _TripletStack(triplets.shape[1:], min(len(files), 4096))
+            stacks[name].extend(triplets)
+            rows.setdefault(name, []).extend(batch_rows)
+    datasets = {name: PacketDataset(name, stacks[name].stacked(), pd.DataFrame(rows[name])) for name in sorted(stacks)}
     skipped = pd.DataFrame(skipped_rows, columns=list(SKIPPED_COLUMNS))
     return DecodedPackets(datasets=datasets, skipped=skipped, read=read, files=len(files))
 
 
-def _progress(iterable, total: int, enabled: bool):
+def _decode_in_workers(decode, batches: list[list[Path]], workers: int) -> Iterator[_Batch]:
+    """``decode`` of every batch of files over ``workers`` processes, in order.
+
+    The first batch is decoded here, which loads the compiled kernels; the workers are then forked
+    from this process and start with them, in milliseconds, where a spawned worker imports alertlib and
+    loads each kernel again (about 2 s, longer than decoding thousands of alerts). Forking is safe here
+    only while this process runs no other Python thread (a Jupyter kernel may): then the workers are
+    spawned instead.
+    """
+    import multiprocessing
+    import threading
+
+    yield decode(batches[0])
+    forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+    context = multiprocessing.get_context("fork" if forkable else "spawn")
+    with context.Pool(workers) as pool:
+        yield from pool.imap(decode, batches[1:])
+
+
+def _progress(batches: Iterable[_Batch], total: int, enabled: bool) -> Iterator[_Batch]:
+    """The batches, with a tqdm bar over their files when ``enabled``."""
     if not enabled:
-        return iterable
+        yield from batches
+        return
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc="packets", unit="file")
+    with tqdm(total=total, desc="packets", unit="file") as bar:
+        for batch in batches:
+            yield batch
+            bar.update(batch.files)
 
 
 def load_triplets(

@@ -241,27 +241,21 @@ def plot_roofline_fraction(table, batch_size: int = LIMIT_GOAL_BATCH_SIZE, dtype
     """Achieved fraction of each model's roofline limit per variant, at one batch size, beside the goal.
 
     The roofline limit takes each operator at the lower of the matrix-product rate and the memory
-    bandwidth times its arithmetic intensity (:mod:`alertlib.bench.roofline`); the faint bars behind
-    are the fraction of the matrix-product rate alone (:func:`plot_limit_fraction`).
+    bandwidth times its arithmetic intensity (:mod:`alertlib.bench.roofline`); the fraction of the
+    matrix-product rate alone is :func:`plot_limit_fraction`'s.
     """
     from alertlib.report.figures import new_figure
 
     ok = measured_rows(table)
     ok = ok[(ok["impl"] == "alertlib") & (ok["dtype"] == dtype) & (ok["batch_size"] == batch_size)]
-    if "roofline_fraction" in ok.columns:
-        ok = ok[ok["roofline_fraction"].notna()]
-    else:
-        ok = ok.iloc[:0]
+    ok = ok[ok["roofline_fraction"].notna()] if "roofline_fraction" in ok.columns else ok.iloc[:0]
     devices = sorted(ok["device"].unique())
     figure, axes = new_figure(1, max(len(devices), 1), panel_size=(5.0, 3.8))
     for ax, device in zip(axes[0], devices, strict=False):
-        rows = ok[ok["device"] == device]
-        matmul = rows.pivot_table(index="model", columns="variant", values="limit_fraction")
-        matmul.plot.barh(ax=ax, alpha=0.25, legend=False)
-        rows.pivot_table(index="model", columns="variant", values="roofline_fraction").plot.barh(ax=ax)
+        pivot = ok[ok["device"] == device].pivot_table(index="model", columns="variant", values="roofline_fraction")
+        pivot.plot.barh(ax=ax)
         ax.axvline(ROOFLINE_GOAL_FRACTION, color="grey", linestyle=":", label=f"goal {ROOFLINE_GOAL_FRACTION}")
-        ax.set(xlabel="alerts/s / roofline limit (faint: / matrix-product limit)", ylabel="")
+        ax.set(xlabel="alerts per second / roofline limit", ylabel="")
         ax.set_title(f"{device}, {dtype}, batch {batch_size}", fontsize=8)
-        handles, labels = ax.get_legend_handles_labels()
-        ax.legend(handles[len(matmul.columns) :], labels[len(matmul.columns) :], fontsize=6)
+        ax.legend(fontsize=6)
     return figure
