@@ -507,3 +507,21 @@ def test_per_run_tables_are_tagged_with_their_run(tmp_path):
         curves = load_per_run_tables(tmp_path, "curves.csv")
     assert len(curves) == 2 and set(curves["seed"]) == {0} and set(curves["arch"]) == {"resnet18"}
     assert curves["val_loss"].tolist() == [1.1, 0.7]
+
+
+def test_a_comparison_whose_runs_all_failed_the_gate_is_still_reported():
+    """A model whose every run failed the validation gate still appears, with no pairs and its count,
+    so that the exploratory table says what was left out rather than dropping the comparison."""
+    results = make_results(
+        {
+            ("resnet18", "scratch", "auc"): [0.70, 0.72, 0.74],
+            ("resnet18", "galaxy_sim", "auc"): [0.80, 0.83, 0.82],
+            ("resnet18", "galaxy_sim", "gate_passed"): [0.0, 0.0, 0.0],
+            ("resnet18", "scratch", "gate_passed"): [1.0, 1.0, 1.0],
+        }
+    )
+    table = paired_differences(results, metrics=["auc"])
+    row = table.iloc[0]
+    assert (row["treatment"], row["baseline"]) == ("galaxy_sim", "scratch")
+    assert row["n_pairs"] == 0 and row["n_failed_gate"] == 3
+    assert math.isnan(row["difference"])

@@ -100,7 +100,9 @@ def multiclass_metrics(labels, probabilities, class_names=None) -> dict[str, flo
     present = np.unique(labels)
     # One-vs-rest AUC is undefined when a class is absent from the test labels.
     auc = (
-        float(skm.roc_auc_score(labels, probabilities, multi_class="ovr", average="macro", labels=list(range(n_classes))))
+        float(
+            skm.roc_auc_score(labels, probabilities, multi_class="ovr", average="macro", labels=list(range(n_classes)))
+        )
         if len(present) == n_classes
         else float("nan")
     )

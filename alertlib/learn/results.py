@@ -21,7 +21,11 @@ from alertlib.core.files import write_table
 from alertlib.core.provenance import code_version
 
 # Config keys that do not change the result and so do not enter the run id.
-NOT_IN_RUN_ID = ("progress", "num_workers", "data_path")  # data_path: the same batches either way (tests/test_device_data.py)
+NOT_IN_RUN_ID = (
+    "progress",
+    "num_workers",
+    "data_path",
+)  # data_path: the same batches either way (tests/test_device_data.py)
 
 # Descriptors carried by every row (in this order), then `metric`, `value`.
 DESCRIPTOR_COLUMNS = (

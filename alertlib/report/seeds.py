@@ -383,7 +383,7 @@ def paired_differences(
     all_values = per_seed_values(results, metrics)
     values, _, _ = _split(all_values)
     non_finite, failed = _left_out_counts(all_values, [*by, "init"])
-    present = ordered_inits(values["init"])
+    present = ordered_inits(all_values["init"])
     treatments = ordered_inits(treatment_inits) if treatment_inits is not None else []
     if treatment_inits is None:
         treatments = [i for i in present if is_galaxy_init(i)]
@@ -393,8 +393,17 @@ def paired_differences(
         baselines = [i for i in present if i not in treatments]
     interval = {"method": method, "confidence": confidence, "n_resamples": n_resamples, "seed": seed}
     rows = []
-    for key, group in values.groupby(by, sort=False):
-        by_init = {init: part.set_index(match_on)["value"] for init, part in group.groupby("init")}
+    # Groups and initialisations come from every run, so a comparison whose runs all failed the gate
+    # (or are all non-finite) still appears, with no pairs and its left-out counts.
+    usable = values.set_index([*by, "init", *match_on])["value"].sort_index()
+    empty = values.iloc[:0].set_index(match_on)["value"]
+    for key, group in all_values.groupby(by, sort=False):
+        by_init = {}
+        for init in group["init"].unique():
+            try:
+                by_init[init] = usable.loc[(*key, init)]
+            except KeyError:
+                by_init[init] = empty
         for treatment in treatments:
             for baseline in baselines:
                 if treatment == baseline or treatment not in by_init or baseline not in by_init:
