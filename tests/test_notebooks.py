@@ -124,7 +124,15 @@ def test_ci_study_writes_headline_evidence_and_figures(ci_study):
     study = root / "data" / "study" / "ci"
     headline = pd.read_csv(study / "headline.csv")
     assert set(headline["status"]) >= {"primary", "exploratory"}
-    assert headline.loc[headline["status"] == "primary", "p_holm"].notna().any()
+    # The ci runs are tiny: whether a ResNet-18 run passes the validation gate after 2 epochs differs
+    # between machines. A primary contrast with two pairs or more has its Holm-adjusted p-value; one
+    # with fewer says why (runs left out by the gate, or unpaired) instead of a number.
+    primary = headline[headline["status"] == "primary"]
+    assert len(primary) == 3
+    paired = primary["n"] >= 2
+    assert primary.loc[paired, "p_holm"].notna().all()
+    assert primary.loc[~paired, "p_holm"].isna().all()
+    assert (primary.loc[~paired, "n_failed_gate"].fillna(0) > 0).all() or primary.loc[~paired, "detail"].notna().all()
     assert (study / "evidence.csv").is_file()
     figures = {p.name for p in (root / "figures" / "ci").iterdir()}
     for name in (
