@@ -609,3 +609,22 @@ def test_the_committed_tables_load_and_other_tables_are_refused(tmp_path):
     pd.DataFrame({"folder": ["ztf"], "fast_alerts_per_s": [3000.0]}).to_csv(other, index=False)
     with pytest.raises(ValueError, match="not an efficiency benchmark table"):
         load_benchmark_tables(other)
+
+
+def test_decode_table_marks_the_ceiling_goal_for_ztf_avro_only(tmp_path):
+    from alertlib.bench.tables import load_decode_tables
+    from alertlib.report.efficiency import decode_table
+
+    assert load_decode_tables(tmp_path) is None
+    pd.DataFrame(
+        {
+            "folder": ["ztf", "ztf-brokers", "atlas", "ztf"],
+            "fast_alerts_per_s": [3000.0, 3000.0, 5000.0, 2500.0],
+            "ceiling_fraction": [0.6, 0.4, 0.7, None],
+        }
+    ).to_csv(tmp_path / "new.csv", index=False)
+    pd.DataFrame({"folder": ["ztf"], "astropy_alerts_per_s": [200.0]}).to_csv(tmp_path / "ablation.csv", index=False)
+    table = decode_table(load_decode_tables(tmp_path))
+    assert list(table["table"]) == ["new.csv"] * 4  # the ablation table has no fast-decoder rate
+    assert list(table["meets_ceiling_goal"]) == [True, False, None, None]
+    assert table["workers_speedup"].isna().all()  # a column the table lacks is there, empty

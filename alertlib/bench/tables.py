@@ -17,8 +17,12 @@ __all__ = [
     "compare_implementations",
     "default_table_name",
     "load_benchmark_tables",
+    "load_decode_tables",
     "measured_rows",
 ]
+
+# The committed decode tables (benchmarks/bench_decode.py), under data/benchmarks/.
+DECODE_DIR_NAME = "decode"
 
 
 def measured_rows(table):
@@ -74,3 +78,14 @@ def default_table_name(device: str, stamp: dict | None = None) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\([^)]*\)", "", what.lower())).strip("-") or "unknown"
     threads = f"_{stamp['cpu_threads']}t" if device == "cpu" else ""
     return f"{device.split(':')[0]}_{slug}{threads}.csv"
+
+
+def load_decode_tables(folder=None):
+    """Every decode table (``benchmarks/bench_decode.py``; default the CSVs in ``data/benchmarks/decode/``),
+    one after the other with the file's name in ``table``; None when there is none."""
+    import pandas as pd
+
+    folder = benchmark_tables_dir() / DECODE_DIR_NAME if folder is None else folder
+    paths = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+    frames = [pd.read_csv(path).assign(table=path.name) for path in paths]
+    return pd.concat(frames, ignore_index=True) if frames else None
