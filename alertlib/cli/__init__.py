@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "the real weak-labelled alert set: packets and BTS samples with cross-match labels",
     ),
     "score": ("alertlib.cli.score", "score alert packets or a release-layout folder with a fine-tuned model"),
+    "export": ("alertlib.cli.export", "a fine-tuned model as an ONNX file, with its preprocessing in the metadata"),
     "models": ("alertlib.cli.models", "parameters and multiply-adds per alert of every study architecture"),
     "benchmark": (
         "alertlib.cli.benchmark",

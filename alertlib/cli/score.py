@@ -1,7 +1,8 @@
 """``alertlib score``: score alert packets or a release-layout folder with a fine-tuned model.
 
 Writes one row per alert (``--out``, Parquet or CSV by suffix) and ``skipped.csv`` beside it; see
-:mod:`alertlib.learn.scoring`.
+:mod:`alertlib.learn.scoring`. The model is a checkpoint (``--checkpoint model.pt``) or its ONNX export
+(``--onnx model.onnx``, from ``alertlib export``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="packet files or folders, or folders in the BTS release layout")
-    parser.add_argument(
-        "--checkpoint", required=True, help="a fine-tuned model (model.pt of a run, or the study's checkpoints/)"
-    )
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", help="a fine-tuned model (model.pt of a run, or the study's checkpoints/)")
+    model.add_argument("--onnx", help="the same model exported by `alertlib export` (scored with onnxruntime on CPU)")
     parser.add_argument("--out", required=True, help="scores file (.parquet or .csv); skipped.csv is written beside it")
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="decoding processes (default: one per core)"
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from alertlib.learn.scoring import score_inputs
 
     start = time.perf_counter()
-    scores, skipped = score_inputs(args.inputs, args.checkpoint, workers=args.workers, progress=True)
+    scores, skipped = score_inputs(args.inputs, args.checkpoint, workers=args.workers, progress=True, onnx=args.onnx)
     out = Path(args.out)
     write_table(out, scores)
     write_table(out.parent / "skipped.csv", skipped)

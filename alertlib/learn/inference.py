@@ -268,14 +268,18 @@ def load_model(path: str | Path):
     """
     import torch
 
+    from alertlib.core.errors import DataError, DataNotFound
     from alertlib.learn.models import create_model
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no fine-tuned model at {path}; run the fine-tuning (notebook 02) first")
+        raise DataNotFound(
+            f"no fine-tuned model at {path}; run the fine-tuning (notebook 02, or `alertlib finetune`) first"
+        )
     record = torch.load(path, map_location="cpu", weights_only=False)
-    if record.get("kind") != "alertlib-model":
-        raise ValueError(f"{path} is not a model saved by alertlib.learn.finetune (kind {record.get('kind')!r})")
+    if not isinstance(record, dict) or record.get("kind") != "alertlib-model":
+        kind = record.get("kind") if isinstance(record, dict) else type(record).__name__
+        raise DataError(f"{path} is not a model saved by alertlib.learn.finetune (kind {kind!r})")
     class_names = record.get("class_names")
     model = create_model(
         record["arch"], "scratch", num_outputs=len(class_names) if class_names else 1, input_size=record["input_size"]
@@ -283,7 +287,30 @@ def load_model(path: str | Path):
     model.load_state_dict(record["state_dict"])
     model.init, model.weights_source = record["init"], record["weights_source"]
     model.config, model.class_names = record["config"], class_names
+    model.run_id, model.pretrain_provenance = record.get("run_id"), record.get("pretrain_provenance") or {}
     return model.eval()
+
+
+def triplet_batches(triplets, config: dict, batch_size: int):
+    """Triplets (N, H, W, 3) as channels-first float32 arrays of up to ``batch_size``, preprocessed as in training.
+
+    The crop and normalisation come from the model's ``config`` (:class:`~alertlib.learn.datasets.TripletDataset`).
+    """
+    import numpy as np
+
+    from alertlib.learn.datasets import TripletDataset
+
+    dataset = TripletDataset(triplets, normalisation=config.get("normalisation", "l2"), crop=config.get("crop"))
+    for start in range(0, len(dataset), batch_size):
+        yield np.stack([dataset.image(i) for i in range(start, min(start + batch_size, len(dataset)))])
+
+
+def scores_from_logits(logits, class_names):
+    """Logits (N, K) as a tensor -> scores: the sigmoid of the one logit (N,), or softmax probabilities (N, K)."""
+    import numpy as np
+    import torch
+
+    return torch.softmax(logits, dim=1).numpy() if class_names else np.asarray(torch.sigmoid(logits[:, 0]))
 
 
 def score_triplets(
@@ -303,21 +330,16 @@ def score_triplets(
     """
     import copy
 
-    import numpy as np
     import torch
 
-    from alertlib.learn.datasets import TripletDataset
-
-    config = model.config
-    dataset = TripletDataset(triplets, normalisation=config.get("normalisation", "l2"), crop=config.get("crop"))
     device = next(model.parameters()).device.type
     runnable, dtype, variant = optimise_for_inference(
-        copy.deepcopy(model), device, dtype, batch_size, variant, n_alerts=len(dataset)
+        copy.deepcopy(model), device, dtype, batch_size, variant, n_alerts=len(triplets)
     )
     outputs = []
     with torch.inference_mode():
-        for start in range(0, len(dataset), batch_size):
-            images = torch.stack([dataset[i][0] for i in range(start, min(start + batch_size, len(dataset)))])
+        for batch in triplet_batches(triplets, model.config, batch_size):
+            images = torch.from_numpy(batch)
             count = len(images)
             if variant.startswith("compile") and count < batch_size:
                 # Pad the last batch: a compiled model would recompile for a new batch size.
@@ -327,5 +349,5 @@ def score_triplets(
                 images = images.contiguous(memory_format=torch.channels_last)
             outputs.append(runnable(images)[:count].float().cpu())
     logits = torch.cat(outputs) if outputs else torch.zeros((0, max(len(model.class_names or []), 1)))
-    scores = torch.softmax(logits, dim=1).numpy() if model.class_names else np.asarray(torch.sigmoid(logits[:, 0]))
+    scores = scores_from_logits(logits, model.class_names)
     return (scores, {"device": device, "dtype": dtype, "variant": variant}) if return_choice else scores

@@ -9,7 +9,9 @@ multi-class one, as in ``predictions_test.parquet``), the model's arch, init, se
 for a BTS model on alerts with ``magpsf``, the source-level decisions of the BTS policies
 (:func:`alertlib.learn.metrics.source_policy_flags`, as each source's alerts in time order allow).
 What cannot be scored (undecodable packets, other stamp sizes) is returned as skip rows with the
-reason, as ``alertlib ingest`` lists them.
+reason, as ``alertlib ingest`` lists them. The model is a checkpoint (``model.pt``, scored with torch)
+or the same model exported to ONNX (:mod:`alertlib.learn.export`, scored with onnxruntime on CPU):
+both give the same table.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alertlib.core.errors import DataError, DataNotFound
+from alertlib.core.errors import DataError, DataNotFound, SettingError
 from alertlib.core.vocab import STAMP_SIZE
 
 KEPT_COLUMNS = ("objectId", "candid", "jd", "magpsf", "survey", "file")
@@ -79,23 +81,41 @@ def _read_inputs(paths: list[Path], workers: int, progress: bool) -> tuple[np.nd
     return np.concatenate(triplets), pd.concat(rows, ignore_index=True), skips
 
 
+def _load_scorer(checkpoint, onnx):
+    """(model, score function) for a checkpoint (torch) or an exported ONNX model (onnxruntime)."""
+    if (checkpoint is None) == (onnx is None):
+        raise SettingError(
+            "score with either a checkpoint (--checkpoint model.pt) or an ONNX model (--onnx), one of them"
+        )
+    if onnx is not None:
+        from alertlib.learn.export import load_onnx, score_onnx
+
+        return load_onnx(onnx), score_onnx
+    from alertlib.learn.inference import load_model, score_triplets
+
+    return load_model(checkpoint), score_triplets
+
+
 def score_inputs(
-    paths, checkpoint: str | Path, workers: int = 1, progress: bool = False
+    paths,
+    checkpoint: str | Path | None = None,
+    workers: int = 1,
+    progress: bool = False,
+    onnx: str | Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scores of every alert under ``paths`` with the model saved at ``checkpoint`` (``model.pt``).
+    """Scores of every alert under ``paths`` with the model saved at ``checkpoint`` (``model.pt``) or ``onnx``.
 
     Returns (scores, skipped); see the module docstring for the columns.
     """
-    from alertlib.learn.inference import load_model, score_triplets
     from alertlib.learn.metrics import POLICIES, source_policy_flags
 
     paths = [Path(p) for p in paths]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise DataNotFound(f"no such file or folder: {', '.join(missing)}")
-    model = load_model(checkpoint)
+    model, score = _load_scorer(checkpoint, onnx)
     triplets, candidates, skipped = _read_inputs(paths, workers, progress)
-    scores = score_triplets(model, triplets)
+    scores = score(model, triplets)
     table = candidates[[c for c in KEPT_COLUMNS if c in candidates.columns]].copy()
     if table["candid"].dtype == object:  # surveys mix integer (ZTF) and text (ATLAS, Rubin) alert ids
         table["candid"] = table["candid"].astype(str)
@@ -110,4 +130,5 @@ def score_inputs(
             for policy in POLICIES:
                 table[policy] = table["objectId"].map(policies[policy]).astype(bool)
     config = model.config
-    return table.assign(arch=model.arch, init=model.init, seed=config.get("seed"), checkpoint=str(checkpoint)), skipped
+    source = str(checkpoint if onnx is None else onnx)
+    return table.assign(arch=model.arch, init=model.init, seed=config.get("seed"), checkpoint=source), skipped

@@ -329,6 +329,19 @@ PAIRED_COLUMNS = (
 )
 
 
+def _compared_inits(inits, treatment_inits, baseline_inits) -> tuple[list[str], list[str]]:
+    """Treatment and baseline initialisations: as given, else galaxy ones against every other one present."""
+    present = ordered_inits(inits)
+    treatments = ordered_inits(treatment_inits) if treatment_inits is not None else []
+    if treatment_inits is None:
+        treatments = [i for i in present if is_galaxy_init(i)]
+    if baseline_inits is not None:
+        baselines = ordered_inits(baseline_inits)
+    else:
+        baselines = [i for i in present if i not in treatments]
+    return treatments, baselines
+
+
 def paired_differences(
     results: pd.DataFrame,
     metrics: Iterable[str] | None = None,
@@ -383,14 +396,7 @@ def paired_differences(
     all_values = per_seed_values(results, metrics)
     values, _, _ = _split(all_values)
     non_finite, failed = _left_out_counts(all_values, [*by, "init"])
-    present = ordered_inits(all_values["init"])
-    treatments = ordered_inits(treatment_inits) if treatment_inits is not None else []
-    if treatment_inits is None:
-        treatments = [i for i in present if is_galaxy_init(i)]
-    if baseline_inits is not None:
-        baselines = ordered_inits(baseline_inits)
-    else:
-        baselines = [i for i in present if i not in treatments]
+    treatments, baselines = _compared_inits(all_values["init"], treatment_inits, baseline_inits)
     interval = {"method": method, "confidence": confidence, "n_resamples": n_resamples, "seed": seed}
     rows = []
     # Groups and initialisations come from every run, so a comparison whose runs all failed the gate
