@@ -207,3 +207,17 @@ def test_the_figures_read_every_device_benchmark_table(tmp_path, monkeypatch):
         table.assign(device=device).to_csv(path, index=False)
     loaded = stages.load_benchmarks(profile)
     assert set(loaded["device"]) == {"cpu", "cuda"}
+
+
+def test_study_data_shows_its_first_replicate_and_names_a_missing_one(tmp_path):
+    """A study of other replicates (seeds 3, 4) has no sky for the profile's seed 0: the notebooks show
+    the first replicate's sky, and asking for a replicate the study lacks says which it has."""
+    from alertlib.study.stages import StudyData
+
+    data = StudyData(tmp_path / "catalog.parquet", {4: tmp_path / "s4", 3: tmp_path / "s3"}, {})
+    assert data.example_seed == 3
+    assert data.alerts_for(4) == tmp_path / "s4"
+    with pytest.raises(KeyError, match=r"seed 0.*seeds \[3, 4\]"):
+        data.alerts_for(0)
+    shared = StudyData(tmp_path / "catalog.parquet", {-1: tmp_path / "sky"}, {})
+    assert shared.alerts_for(7) == tmp_path / "sky" and shared.example_seed == -1

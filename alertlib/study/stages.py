@@ -51,7 +51,15 @@ class StudyData:
 
     def alerts_for(self, seed: int) -> Path:
         """The alert folder that the replicate ``seed`` trains and tests on."""
-        return self.alerts.get(int(seed), self.alerts.get(-1))
+        folder = self.alerts.get(int(seed), self.alerts.get(-1))
+        if folder is None:
+            raise KeyError(f"no alert sky for replicate seed {seed}; this study's skies: seeds {sorted(self.alerts)}")
+        return folder
+
+    @property
+    def example_seed(self) -> int:
+        """The replicate whose sky the notebooks show (the first one); -1 where one folder serves every seed."""
+        return min(self.alerts)
 
     def to_json(self) -> dict:
         return {
@@ -356,7 +364,7 @@ def zero_shot_embeddings(profile: dict, arch: str, n_alerts: int = 1000) -> tupl
     data = load_data(profile)
     pretrain_results, _ = load_pretrain(profile)
     checkpoints = grid.checkpoints_of(pretrain_results) if len(pretrain_results) else {}
-    test = read_split(data.alerts_for(profile.get("seed", 0)), "test")
+    test = read_split(data.alerts_for(data.example_seed), "test")
     count = min(n_alerts, len(test))
     crop = profile["finetune"].get("crop")
     dataset = TripletDataset(test.triplets[:count], crop=crop)
