@@ -628,3 +628,28 @@ def test_decode_table_marks_the_ceiling_goal_for_ztf_avro_only(tmp_path):
     assert list(table["table"]) == ["new.csv"] * 4  # the ablation table has no fast-decoder rate
     assert list(table["meets_ceiling_goal"]) == [True, False, None, None]
     assert table["workers_speedup"].isna().all()  # a column the table lacks is there, empty
+
+
+def test_an_isolated_job_reports_its_own_peak_not_its_parents():
+    """Linux carries getrusage's ru_maxrss across fork and exec: a worker started by a process that
+    holds 800 MB reported 800 MB for every model. The peak must be the worker's own."""
+    import numpy as np
+
+    held = np.ones(800 * 2**20 // 8)  # 800 MB resident in this (the parent) process
+    job = {
+        "model": "btsbot_cnn",
+        "impl": "alertlib",
+        "device": "cpu",
+        "dtype": "float32",
+        "variant": "eager",
+        "batch_sizes": [1],
+        "threads": 1,
+        "seed": 0,
+        "warmup": 1,
+        "min_repeats": 1,
+        "max_repeats": 1,
+        "min_time_s": 0.0,
+    }
+    (row,) = measure.run_isolated(job)
+    assert held.sum() > 0 and row["status"] == "ok"
+    assert row["peak_mem_mb"] < 400, row["peak_mem_mb"]

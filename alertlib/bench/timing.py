@@ -99,9 +99,22 @@ def current_rss_bytes() -> int:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (``getrusage``)."""
+    """Peak resident set size of this process so far.
+
+    On Linux, ``VmHWM`` of ``/proc/self/status``: the peak of this process's own address space.
+    ``getrusage``'s ``ru_maxrss`` is not that: Linux carries it across ``fork`` and ``exec``, so a
+    benchmark worker started by a process holding 1.5 GB reported 1.5 GB whatever its model
+    (``tests/test_profiling.py``). Elsewhere, ``ru_maxrss``.
+    """
     import resource
 
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports kilobytes, macOS bytes.
     return int(peak if sys.platform == "darwin" else peak * 1024)
