@@ -525,3 +525,19 @@ def test_a_comparison_whose_runs_all_failed_the_gate_is_still_reported():
     assert (row["treatment"], row["baseline"]) == ("galaxy_sim", "scratch")
     assert row["n_pairs"] == 0 and row["n_failed_gate"] == 3
     assert math.isnan(row["difference"])
+
+
+def test_a_ratio_within_five_percent_is_about_the_same():
+    from alertlib.report.claims import verdict
+
+    row = {
+        "status": "measured",
+        "effect_kind": "ratio",
+        "treatment": "resnet18",
+        "baseline": "btsbot_cnn",
+        "scope": "cpu",
+        "effect": 0.97,
+    }
+    assert verdict({**row, "metric": "peak_mem_mb"}).endswith(": about the same memory.")
+    assert verdict({**row, "metric": "alerts_per_s", "effect": 1.04}).endswith(": about the same speed.")
+    assert verdict({**row, "metric": "alerts_per_s", "effect": 1.06}).endswith(": faster.")

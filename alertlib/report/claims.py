@@ -571,16 +571,22 @@ def _difference_sentence(row: dict, decimals: int) -> str:
     return f"{treatment} is worse than {baseline}{scope} by {effect} {interval} {counted}."
 
 
+# A measured ratio this close to 1 is called "about the same": one run on a shared machine does not
+# resolve a smaller difference.
+RATIO_TOLERANCE = 0.05
+
+
 def _ratio_verdict(row: dict) -> str:
     treatment, baseline, ratio = row["treatment"], row["baseline"], row["effect"]
     where = f" ({row['scope']})" if row.get("scope") else ""
     if not np.isfinite(ratio):
         return f"{treatment} vs {baseline}{where} ({row['metric']}): not measured for both, so no comparison."
+    same = abs(ratio - 1.0) <= RATIO_TOLERANCE
     if row["metric"] == "alerts_per_s":
-        judgement = "faster" if ratio > 1 else ("slower" if ratio < 1 else "the same speed")
+        judgement = "about the same speed" if same else ("faster" if ratio > 1 else "slower")
         return f"{treatment} processes {ratio:.2f}x the alerts per second of {baseline}{where}: {judgement}."
     if row["metric"] == "peak_mem_mb":
-        judgement = "less memory" if ratio < 1 else ("more memory" if ratio > 1 else "the same memory")
+        judgement = "about the same memory" if same else ("less memory" if ratio < 1 else "more memory")
         return f"{treatment} needs {ratio:.2f}x the peak memory of {baseline}{where}: {judgement}."
     return f"{treatment} / {baseline}{where} ({row['metric']}): {ratio:.2f}x."
 
