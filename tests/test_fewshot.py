@@ -49,3 +49,10 @@ def test_corrected_t_interval_is_wider_than_the_naive_one():
     mean, low, high, p = corrected_t_interval(values, n_train=20, n_test=80)
     naive = 2.7764451051977987 * np.std(values, ddof=1) / np.sqrt(5)
     assert mean == pytest.approx(0.72) and (high - low) / 2 > 2 * naive and p < 0.05
+
+
+def test_corrected_t_interval_is_cut_to_what_the_quantity_can_take():
+    values = [0.3, 0.9, 0.6, 0.95, 0.4]  # ROC AUCs of five k = 2 repetitions: 4 training objects, 60 test
+    mean, low, high, _ = corrected_t_interval(values, n_train=4, n_test=60)
+    assert low < 0.0 and high > 1.0  # the corrected interval alone reaches past [0, 1]
+    assert corrected_t_interval(values, n_train=4, n_test=60, bounds=(0.0, 1.0))[:3] == (mean, 0.0, 1.0)

@@ -78,12 +78,19 @@ def object_splits(
 
 
 def corrected_t_interval(
-    values, n_train: float, n_test: float, confidence: float = 0.95
+    values,
+    n_train: float,
+    n_test: float,
+    confidence: float = 0.95,
+    bounds: tuple[float, float] = (-np.inf, np.inf),
 ) -> tuple[float, float, float, float]:
     """Mean, interval and two-sided p-value over J resampled splits, with Nadeau and Bengio's correction.
 
     The variance of the mean over J train/test resamplings of one data set is underestimated by
-    ``s^2 / J``; the corrected variance is ``s^2 (1 / J + n_test / n_train)``.
+    ``s^2 / J``; the corrected variance is ``s^2 (1 / J + n_test / n_train)``. With a few training
+    objects and many test ones (k = 2: 4 against 60) the factor is large and the interval can reach
+    past what the quantity can take: it is cut to ``bounds`` (an ROC AUC lies in [0, 1], a difference
+    of two in [-1, 1]), which loses no coverage.
     """
     values = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
     j = len(values)
@@ -95,4 +102,5 @@ def corrected_t_interval(
         return float(mean), float(mean), float(mean), 0.0 if mean else 1.0
     half = stats.t.ppf(0.5 + confidence / 2, j - 1) * se
     p = 2 * stats.t.sf(abs(mean) / se, j - 1)
-    return float(mean), float(mean - half), float(mean + half), float(p)
+    low, high = max(mean - half, bounds[0]), min(mean + half, bounds[1])
+    return float(mean), float(low), float(high), float(p)

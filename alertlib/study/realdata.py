@@ -300,7 +300,7 @@ def fewshot_curves(table: pd.DataFrame, reference: str = "scratch") -> tuple[pd.
     curves, differences = [], []
     for (init, k), group in table.groupby(["init", "k"], sort=True):
         n_train, n_test = group["train_alerts"].mean(), group["test_alerts"].mean()
-        mean, low, high, _ = corrected_t_interval(group["roc_auc"], n_train, n_test)
+        mean, low, high, _ = corrected_t_interval(group["roc_auc"], n_train, n_test, bounds=(0.0, 1.0))
         curves.append(
             {"init": init, "k": k, "repetitions": len(group), "roc_auc": mean, "ci_low": low, "ci_high": high}
         )
@@ -308,7 +308,7 @@ def fewshot_curves(table: pd.DataFrame, reference: str = "scratch") -> tuple[pd.
         if init == reference or base.empty:
             continue
         paired = group.set_index("repetition")["roc_auc"] - base
-        mean, low, high, p = corrected_t_interval(paired.dropna(), n_train, n_test)
+        mean, low, high, p = corrected_t_interval(paired.dropna(), n_train, n_test, bounds=(-1.0, 1.0))
         differences.append(
             {
                 "init": init,
