@@ -46,24 +46,33 @@ MEMORY_GOAL_MB = 3072
 TABLE_DIR = Path(__file__).resolve().parents[1] / "data" / "benchmarks" / "release_scale"
 
 
-def write_toy_release(folder: Path, alerts: int, dtype: str, seed: int = 0) -> str:
-    """A release of random L2-normalised alerts in ``dtype``: ``alerts`` for training, a tenth each for val and test."""
-    from alertlib.io.release import write_split
+def write_toy_release(folder: Path, alerts: int, dtype: str, seed: int = 0, chunk: int = 8192) -> str:
+    """A release of random L2-normalised alerts in ``dtype``: ``alerts`` for training, a tenth each for
+    val and test, written chunk by chunk (:class:`alertlib.sky.writer.ReleaseWriter`), so that a
+    release of the real one's size (409k alerts, 20 GB in float32) never sits in memory."""
+    from alertlib.sky.writer import ReleaseWriter
 
     rng = np.random.default_rng(seed)
     version = f"toy{alerts}_{dtype}"
-    for split, count in (("train", alerts), ("val", max(1, alerts // 10)), ("test", max(1, alerts // 10))):
+    counts = {"train": alerts, "val": max(1, alerts // 10), "test": max(1, alerts // 10)}
+    bounds = np.cumsum([0, *counts.values()])
+    rows = {split: np.arange(bounds[i], bounds[i + 1]) for i, split in enumerate(counts)}
+    writer = ReleaseWriter(folder, version, rows, dtype)
+    split_of = np.repeat(list(counts), list(counts.values()))
+    for first in range(0, int(bounds[-1]), chunk):
+        count = min(chunk, int(bounds[-1]) - first)
         triplets = rng.standard_normal((count, 63, 63, 3), dtype=np.float32).astype(dtype)
         triplets /= np.sqrt((triplets**2).sum(axis=(1, 2), keepdims=True))
+        index = np.arange(first, first + count)
         candidates = pd.DataFrame(
             {
-                "objectId": [f"ZTF{split}{i // 4:07d}" for i in range(count)],
-                "candid": np.arange(count),
-                "label": (np.arange(count) % 3 == 0).astype(int),
+                "objectId": [f"ZTF{split}{i // 4:07d}" for split, i in zip(split_of[index], index, strict=True)],
+                "candid": index,
+                "label": (index % 3 == 0).astype(int),
             }
         )
-        write_split(folder, split, version, triplets, candidates)
-        del triplets
+        writer.write(triplets, candidates)
+    writer.close(["objectId", "candid", "label"])
     return version
 
 
