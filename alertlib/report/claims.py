@@ -571,9 +571,7 @@ def _difference_sentence(row: dict, decimals: int) -> str:
     return f"{treatment} is worse than {baseline}{scope} by {effect} {interval} {counted}."
 
 
-# A measured ratio this close to 1 is called "about the same": one run on a shared machine does not
-# resolve a smaller difference.
-RATIO_TOLERANCE = 0.05
+RATIO_TOLERANCE = 0.05  # a ratio this close to 1 is "about the same": one run on a shared machine
 
 
 def _ratio_verdict(row: dict) -> str:
