@@ -88,9 +88,9 @@ def corrected_t_interval(
 
     The variance of the mean over J train/test resamplings of one data set is underestimated by
     ``s^2 / J``; the corrected variance is ``s^2 (1 / J + n_test / n_train)``. With a few training
-    objects and many test ones (k = 2: 4 against 60) the factor is large and the interval can reach
-    past what the quantity can take: it is cut to ``bounds`` (an ROC AUC lies in [0, 1], a difference
-    of two in [-1, 1]), which loses no coverage.
+    alerts and many test ones (k = 2 in the default study: 5 against 180) the factor is large and
+    the interval can reach past what the quantity can take: it is cut to ``bounds`` (an ROC AUC lies
+    in [0, 1], a difference of two in [-1, 1]), which loses no coverage.
     """
     values = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
     j = len(values)
