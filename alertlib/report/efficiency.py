@@ -238,20 +238,8 @@ def plot_throughput(table, dtype: str = "float32"):
 
 def plot_limit_fraction(table, batch_size: int = LIMIT_GOAL_BATCH_SIZE, dtype: str = "float32"):
     """Achieved fraction of the device's matrix-product rate per model and variant, at one batch size."""
-    from alertlib.report.figures import new_figure
-
-    ok = measured_rows(table)
-    ok = ok[(ok["impl"] == "alertlib") & (ok["dtype"] == dtype) & (ok["batch_size"] == batch_size)]
-    devices = sorted(ok["device"].unique())
-    figure, axes = new_figure(1, max(len(devices), 1), panel_size=(5.0, 3.8))
-    for ax, device in zip(axes[0], devices, strict=False):
-        pivot = ok[ok["device"] == device].pivot_table(index="model", columns="variant", values="limit_fraction")
-        pivot.plot.barh(ax=ax)
-        ax.axvline(LIMIT_GOAL_FRACTION, color="grey", linestyle=":", label=f"goal {LIMIT_GOAL_FRACTION}")
-        ax.set(xlabel="achieved FLOP/s / matrix-product FLOP/s", ylabel="")
-        ax.set_title(f"{device}, {dtype}, batch {batch_size}", fontsize=8)
-        ax.legend(fontsize=6)
-    return figure
+    label = "achieved FLOP/s / matrix-product FLOP/s"
+    return _fraction_bars(table, "limit_fraction", LIMIT_GOAL_FRACTION, label, batch_size, dtype)
 
 
 def plot_roofline_fraction(table, batch_size: int = LIMIT_GOAL_BATCH_SIZE, dtype: str = "float32"):
@@ -259,20 +247,28 @@ def plot_roofline_fraction(table, batch_size: int = LIMIT_GOAL_BATCH_SIZE, dtype
 
     The roofline limit takes each operator at the lower of the matrix-product rate and the memory
     bandwidth times its arithmetic intensity (:mod:`alertlib.bench.roofline`); the fraction of the
-    matrix-product rate alone is :func:`plot_limit_fraction`'s.
+    matrix-product rate alone is :func:`plot_limit_fraction`'s. Tables measured before the roofline
+    existed have no bar.
     """
+    label = "alerts per second / roofline limit"
+    return _fraction_bars(table, "roofline_fraction", ROOFLINE_GOAL_FRACTION, label, batch_size, dtype)
+
+
+def _fraction_bars(table, column: str, goal: float, xlabel: str, batch_size: int, dtype: str):
+    """One panel per device: ``column`` of our models per variant as bars, at ``batch_size`` and
+    ``dtype``, with ``goal`` as a dotted line; rows where ``column`` is empty or absent are left out."""
     from alertlib.report.figures import new_figure
 
     ok = measured_rows(table)
     ok = ok[(ok["impl"] == "alertlib") & (ok["dtype"] == dtype) & (ok["batch_size"] == batch_size)]
-    ok = ok[ok["roofline_fraction"].notna()] if "roofline_fraction" in ok.columns else ok.iloc[:0]
+    ok = ok[ok[column].notna()] if column in ok.columns else ok.iloc[:0]
     devices = sorted(ok["device"].unique())
     figure, axes = new_figure(1, max(len(devices), 1), panel_size=(5.0, 3.8))
     for ax, device in zip(axes[0], devices, strict=False):
-        pivot = ok[ok["device"] == device].pivot_table(index="model", columns="variant", values="roofline_fraction")
+        pivot = ok[ok["device"] == device].pivot_table(index="model", columns="variant", values=column)
         pivot.plot.barh(ax=ax)
-        ax.axvline(ROOFLINE_GOAL_FRACTION, color="grey", linestyle=":", label=f"goal {ROOFLINE_GOAL_FRACTION}")
-        ax.set(xlabel="alerts per second / roofline limit", ylabel="")
+        ax.axvline(goal, color="grey", linestyle=":", label=f"goal {goal}")
+        ax.set(xlabel=xlabel, ylabel="")
         ax.set_title(f"{device}, {dtype}, batch {batch_size}", fontsize=8)
         ax.legend(fontsize=6)
     return figure
