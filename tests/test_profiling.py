@@ -48,6 +48,25 @@ def tiny_settings(**changes) -> BenchmarkSettings:
     return settings
 
 
+def cpu_job(model: str, **changes) -> dict:
+    """A benchmark job of ``model`` on the CPU: one batch of 1, one warm-up and one timed call."""
+    job = {
+        "model": model,
+        "impl": "alertlib",
+        "device": "cpu",
+        "dtype": "float32",
+        "variant": "eager",
+        "batch_sizes": [1],
+        "threads": 1,
+        "seed": 0,
+        "warmup": 1,
+        "min_repeats": 1,
+        "max_repeats": 1,
+        "min_time_s": 0.0,
+    }
+    return {**job, **changes}
+
+
 @pytest.fixture(scope="module")
 def tiny_table(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "cpu_tiny.csv"
@@ -261,40 +280,14 @@ def test_jobs_skip_gpu_only_models_on_cpu_and_limit_compile_sizes():
 
 @pytest.mark.parametrize("runner", ["run_isolated", "run_in_process"])
 def test_a_failing_job_is_reported_not_lost(runner):
-    job = {
-        "model": "no_such_architecture",
-        "impl": "alertlib",
-        "device": "cpu",
-        "dtype": "float32",
-        "variant": "eager",
-        "batch_sizes": [1, 2],
-        "threads": 1,
-        "seed": 0,
-        "warmup": 1,
-        "min_repeats": 1,
-        "max_repeats": 1,
-        "min_time_s": 0.0,
-    }
+    job = cpu_job("no_such_architecture", batch_sizes=[1, 2])
     rows = getattr(measure, runner)(job)  # in a subprocess, or in this process: the run goes on
     assert [row["status"] for row in rows] == ["error", "error"]
     assert "no_such_architecture" in rows[0]["note"]
 
 
 def test_channels_last_variant_measured_in_process():
-    job = {
-        "model": "braai_vgg",
-        "impl": "alertlib",
-        "device": "cpu",
-        "dtype": "float32",
-        "variant": "channels_last",
-        "batch_sizes": [4, 2],
-        "threads": 2,
-        "seed": 0,
-        "warmup": 1,
-        "min_repeats": 2,
-        "max_repeats": 2,
-        "min_time_s": 0.0,
-    }
+    job = cpu_job("braai_vgg", variant="channels_last", batch_sizes=[4, 2], threads=2, min_repeats=2, max_repeats=2)
     rows = measure.measure_job(job)
     assert [row["batch_size"] for row in rows] == [2, 4]  # increasing, so each peak is its own
     assert all(row["status"] == "ok" and row["alerts_per_s"] > 0 and row["repeats"] == 2 for row in rows)
@@ -636,20 +629,6 @@ def test_an_isolated_job_reports_its_own_peak_not_its_parents():
     import numpy as np
 
     held = np.ones(800 * 2**20 // 8)  # 800 MB resident in this (the parent) process
-    job = {
-        "model": "btsbot_cnn",
-        "impl": "alertlib",
-        "device": "cpu",
-        "dtype": "float32",
-        "variant": "eager",
-        "batch_sizes": [1],
-        "threads": 1,
-        "seed": 0,
-        "warmup": 1,
-        "min_repeats": 1,
-        "max_repeats": 1,
-        "min_time_s": 0.0,
-    }
-    (row,) = measure.run_isolated(job)
+    (row,) = measure.run_isolated(cpu_job("btsbot_cnn"))
     assert held.sum() > 0 and row["status"] == "ok"
     assert row["peak_mem_mb"] < 400, row["peak_mem_mb"]
