@@ -401,15 +401,10 @@ def paired_differences(
     rows = []
     # Groups and initialisations come from every run, so a comparison whose runs all failed the gate
     # (or are all non-finite) still appears, with no pairs and its left-out counts.
-    usable = values.set_index([*by, "init", *match_on])["value"].sort_index()
+    usable = {key: part.set_index(match_on)["value"] for key, part in values.groupby([*by, "init"], sort=False)}
     empty = values.iloc[:0].set_index(match_on)["value"]
     for key, group in all_values.groupby(by, sort=False):
-        by_init = {}
-        for init in group["init"].unique():
-            try:
-                by_init[init] = usable.loc[(*key, init)]
-            except KeyError:
-                by_init[init] = empty
+        by_init = {init: usable.get((*key, init), empty) for init in group["init"].unique()}
         for treatment in treatments:
             for baseline in baselines:
                 if treatment == baseline or treatment not in by_init or baseline not in by_init:
