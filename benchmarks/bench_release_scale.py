@@ -124,11 +124,12 @@ def peak_rss_mb() -> float:
     Not ``getrusage``'s ``ru_maxrss``: Linux carries that over from the parent through fork and exec,
     so a child started by a process that once held a whole release would report the parent's peak.
     """
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (the peak memory is measured on Linux)")
+    from alertlib.bench.timing import vm_hwm_bytes
+
+    peak = vm_hwm_bytes()
+    if peak is None:
+        raise RuntimeError("no VmHWM in /proc/self/status (the peak memory is measured on Linux)")
+    return peak / 2**20
 
 
 def loader_epoch(folder: str, version: str, workers: int, batch_size: int, crop: int | None) -> dict:

@@ -98,16 +98,13 @@ def current_rss_bytes() -> int:
         return 0
 
 
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far.
+def vm_hwm_bytes() -> int | None:
+    """This process's own peak resident set, ``VmHWM`` of ``/proc/self/status`` (Linux); None elsewhere.
 
-    On Linux, ``VmHWM`` of ``/proc/self/status``: the peak of this process's own address space.
     ``getrusage``'s ``ru_maxrss`` is not that: Linux carries it across ``fork`` and ``exec``, so a
     benchmark worker started by a process holding 1.5 GB reported 1.5 GB whatever its model
-    (``tests/test_profiling.py``). Elsewhere, ``ru_maxrss``.
+    (``tests/test_profiling.py``).
     """
-    import resource
-
     try:
         with open("/proc/self/status") as handle:
             for line in handle:
@@ -115,6 +112,16 @@ def peak_rss_bytes() -> int:
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far: :func:`vm_hwm_bytes` on Linux, ``ru_maxrss`` elsewhere."""
+    import resource
+
+    peak = vm_hwm_bytes()
+    if peak is not None:
+        return peak
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports kilobytes, macOS bytes.
     return int(peak if sys.platform == "darwin" else peak * 1024)
