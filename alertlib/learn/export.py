@@ -6,8 +6,9 @@ into the ONNX model's ``metadata_props`` everything a deployment needs to feed i
 (:func:`preprocessing_metadata`): the input layout (NCHW float32), the channel order (science,
 reference, difference), the stamp size and centre crop, the normalisation (each channel of each
 stamp divided by its L2 norm, as in the BTS release layout and ``alertlib ingest``), that the output
-is logits and which activation turns them into scores, the class names, and the checkpoint's
-provenance. Bilinear resizing to the encoder's input side (224 for MaxViT) is part of the graph.
+is logits and which activation turns them into scores (after dividing them by the model's calibrated
+``temperature``), the class names, and the checkpoint's provenance. Bilinear resizing to the
+encoder's input side (224 for MaxViT) is part of the graph.
 
 :func:`load_onnx` reads such a file back into an :class:`OnnxModel` (onnxruntime,
 ``CPUExecutionProvider``) and :func:`score_onnx` scores triplets with it, preprocessed by the same
@@ -60,6 +61,7 @@ class OnnxModel:
     init: str = ""
     class_names: list | None = None
     config: dict = field(default_factory=dict)
+    temperature: float = 1.0
 
 
 def _sha256(path: Path) -> str:
@@ -98,6 +100,8 @@ def preprocessing_metadata(model, checkpoint: Path, opset: int) -> dict[str, str
         "output_name": OUTPUT_NAME,
         "output": "logits",
         "output_activation": "softmax" if class_names else "sigmoid",
+        "temperature": repr(float(getattr(model, "temperature", 1.0))),  # scores = activation(logits / temperature)
+        "temperature_status": getattr(model, "temperature_status", "uncalibrated"),
         "class_names": json.dumps(list(class_names) if class_names else None),
         "arch": model.arch,
         "init": model.init,
@@ -198,6 +202,7 @@ def load_onnx(path: str | Path) -> OnnxModel:
         init=metadata["init"],
         class_names=json.loads(metadata["class_names"]),
         config=config,
+        temperature=float(metadata.get("temperature", "1.0")),
     )
 
 
@@ -214,4 +219,4 @@ def score_onnx(model: OnnxModel, triplets, batch_size: int = 256):
     ]
     width = max(len(model.class_names or []), 1)
     logits = np.concatenate(outputs) if outputs else np.zeros((0, width), dtype=np.float32)
-    return scores_from_logits(torch.from_numpy(logits), model.class_names)
+    return scores_from_logits(torch.from_numpy(logits), model.class_names, model.temperature)

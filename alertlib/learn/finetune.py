@@ -8,7 +8,9 @@ The job writes into ``out_dir``:
   rebuilds it, :func:`alertlib.learn.inference.score_triplets` scores alerts with it);
 - ``predictions_test.parquet``: ``objectId``, ``candid``, ``label``, ``score`` per test alert
   (multi-class: also ``prob_<class>`` and ``predicted``);
-- ``curves.csv``: per-epoch training and validation loss, learning rate, training time.
+- ``curves.csv``: per-epoch training and validation loss, learning rate, training time;
+- ``calibration.json``: the temperature fitted on the validation split (also in ``model.pt``, applied
+  by scoring) and the ECE and NLL before and after it (:mod:`alertlib.learn.calibration`).
 
 A finished job is skipped: when ``results.parquet`` exists with the same ``run_id`` (a hash of the
 config), it is read and returned. Every file is written atomically, results last.
@@ -295,7 +297,8 @@ def run_finetune(config: dict, out_dir: str | Path) -> pd.DataFrame:
     if done is not None:
         return done
 
-    from alertlib.core.files import write_table
+    from alertlib.core.files import write_json, write_table
+    from alertlib.learn.calibration import CALIBRATION_FILE, fit_on_validation
     from alertlib.learn.datasets import load_bts
     from alertlib.learn.results import result_rows, save_results
 
@@ -307,6 +310,9 @@ def run_finetune(config: dict, out_dir: str | Path) -> pd.DataFrame:
     table = result_rows(recorded, outcome.values, time.perf_counter() - start, outcome.model.weights_source, version)
     write_table(out_dir / "curves.csv", outcome.fit.history)
     write_table(out_dir / "predictions_test.parquet", outcome.predictions)
+    # Temperature scaling on the validation split (alertlib.learn.calibration); the scores above stay uncalibrated.
+    calibration = fit_on_validation(outcome.model, config, splits["val"], outcome.class_names, outcome.predictions)
+    write_json(out_dir / CALIBRATION_FILE, calibration.record())
     save_model(
         out_dir / "model.pt",
         outcome.model,
@@ -315,6 +321,7 @@ def run_finetune(config: dict, out_dir: str | Path) -> pd.DataFrame:
             "run_id": run_id,
             "class_names": outcome.class_names,
             "pretrain_provenance": outcome.model.pretrain_provenance,
+            **calibration.checkpoint_fields(),
         },
     )
     save_results(out_dir / "results.parquet", table)

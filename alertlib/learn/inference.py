@@ -264,7 +264,9 @@ def load_model(path: str | Path):
     """Rebuild a fine-tuned model saved by :func:`alertlib.learn.finetune.run_finetune` (``model.pt``), in eval mode.
 
     The record's ``config`` gives the architecture, the output count and the crop; weights come from
-    the record, so no pre-trained weights are needed to load it.
+    the record, so no pre-trained weights are needed to load it. ``model.temperature`` is the
+    temperature fitted on the validation split (:mod:`alertlib.learn.calibration`), which scoring
+    applies; a checkpoint saved without one gets 1.0 and ``model.temperature_status`` ``"uncalibrated"``.
     """
     import torch
 
@@ -288,6 +290,8 @@ def load_model(path: str | Path):
     model.init, model.weights_source = record["init"], record["weights_source"]
     model.config, model.class_names = record["config"], class_names
     model.run_id, model.pretrain_provenance = record.get("run_id"), record.get("pretrain_provenance") or {}
+    model.temperature = float(record.get("temperature", 1.0))
+    model.temperature_status = record.get("temperature_status", "fitted" if "temperature" in record else "uncalibrated")
     return model.eval()
 
 
@@ -305,11 +309,15 @@ def triplet_batches(triplets, config: dict, batch_size: int):
         yield np.stack([dataset.image(i) for i in range(start, min(start + batch_size, len(dataset)))])
 
 
-def scores_from_logits(logits, class_names):
-    """Logits (N, K) as a tensor -> scores: the sigmoid of the one logit (N,), or softmax probabilities (N, K)."""
+def scores_from_logits(logits, class_names, temperature: float = 1.0):
+    """Logits (N, K) as a tensor -> scores: the sigmoid of the one logit (N,), or softmax probabilities (N, K).
+
+    The logits are divided by ``temperature`` first (the model's calibration; 1 leaves them as they are).
+    """
     import numpy as np
     import torch
 
+    logits = logits / temperature if temperature != 1.0 else logits
     return torch.softmax(logits, dim=1).numpy() if class_names else np.asarray(torch.sigmoid(logits[:, 0]))
 
 
@@ -318,7 +326,8 @@ def score_triplets(
 ):
     """Scores of alert triplets (N, H, W, 3) under a model from :func:`load_model`, prepared like its training data.
 
-    Binary models give the sigmoid of the logit, (N,); multi-class models give softmax probabilities (N, K).
+    Binary models give the sigmoid of the logit, (N,); multi-class models give softmax probabilities (N, K),
+    both at the model's calibrated temperature (``model.temperature``; 1 when it has none).
 
     Inference runs in the fastest format and variant measured for the model's architecture on this
     machine (:func:`choose_inference`, from the tables in ``data/benchmarks/``):
@@ -349,5 +358,5 @@ def score_triplets(
                 images = images.contiguous(memory_format=torch.channels_last)
             outputs.append(runnable(images)[:count].float().cpu())
     logits = torch.cat(outputs) if outputs else torch.zeros((0, max(len(model.class_names or []), 1)))
-    scores = scores_from_logits(logits, model.class_names)
+    scores = scores_from_logits(logits, model.class_names, getattr(model, "temperature", 1.0))
     return (scores, {"device": device, "dtype": dtype, "variant": variant}) if return_choice else scores
