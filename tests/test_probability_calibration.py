@@ -12,6 +12,7 @@ import torch
 from test_training import FAST, make_alerts  # tests/ is on sys.path under pytest
 
 from alertlib.learn import calibration
+from alertlib.learn.calibrate import calibrate_run
 
 
 def _binary_logits(n: int, temperature: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -134,12 +135,12 @@ def test_an_old_checkpoint_loads_uncalibrated_and_the_post_hoc_step_calibrates_i
     torch.save(record, old / "model.pt")
     model = load_model(old / "model.pt")
     assert model.temperature == 1.0 and model.temperature_status == "uncalibrated"
-    done = calibration.calibrate_run(old, data)
+    done = calibrate_run(old, data)
     reference = json.loads((run_dir / calibration.CALIBRATION_FILE).read_text())
     assert done["value"] == pytest.approx(reference["value"], rel=1e-5)  # one code path
     assert load_model(old / "model.pt").temperature == pytest.approx(reference["value"], rel=1e-5)
     mtime = (old / "model.pt").stat().st_mtime_ns
-    assert calibration.calibrate_run(old, data) == done and (old / "model.pt").stat().st_mtime_ns == mtime
+    assert calibrate_run(old, data) == done and (old / "model.pt").stat().st_mtime_ns == mtime
 
 
 def _checkpoint(folder, class_names, temperature: float):
@@ -182,3 +183,24 @@ def test_calibration_numbers_of_a_predictions_table():
     assert record["status"] == calibration.FITTED and record["n_bins"] == calibration.N_BINS
     assert record["val_ece_before"] == pytest.approx(record["test_ece_before"], abs=1e-5)
     assert record["test_ece_after"] == pytest.approx(record["val_ece_after"], abs=1e-4)
+
+
+def test_the_report_table_and_reliability_curves_of_a_study():
+    from alertlib.report import reliability
+
+    rows, predictions = [], []
+    for seed, temperature in ((0, 2.0), (1, 3.0)):
+        logits, labels = _binary_logits(600, temperature, seed=seed)
+        run_id = f"run{seed}"
+        scores = calibration.probabilities(logits).astype(np.float32)
+        predictions.append(pd.DataFrame({"run_id": run_id, "label": labels, "score": scores}))
+        record = calibration.calibration_of(logits, labels, predictions[-1], None).record()
+        rows.append({"run_id": run_id, "task": "bts", "arch": "btsbot_cnn", "init": "scratch", "seed": seed} | record)
+    table = pd.DataFrame(rows).assign(train_fraction=1.0, lr_selected=True)
+    summary = reliability.calibration_table(table)
+    assert len(summary) == 1 and summary["replicates"].iloc[0] == 2 and summary["fitted"].iloc[0] == 2
+    assert summary["test_ece_after"].iloc[0] < summary["test_ece_before"].iloc[0]
+    curves = reliability.reliability_curves(pd.concat(predictions), table)
+    assert set(curves["when"]) == {"before", "after"}
+    assert curves.groupby("when")["alerts"].sum().eq(1200).all()
+    reliability.plot_reliability_diagrams(curves)

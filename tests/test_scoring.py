@@ -52,3 +52,37 @@ def test_score_refuses_missing_inputs(checkpoint, tmp_path, capsys):
         == 2
     )
     assert "no such file or folder" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_any_number_of_workers_gives_the_same_table_and_counts_a_corrupt_packet(
+    shared_data, checkpoint, tmp_path, capsys, monkeypatch
+):
+    """Decoding in 2 worker processes while inference runs gives the rows, order and skips of 1 process."""
+    import shutil
+
+    from alertlib.learn import scoring
+
+    monkeypatch.setattr(scoring, "CHUNK_ALERTS", 16)  # many chunks, cut across the decoders' batches
+    packets = tmp_path / "packets"
+    for folder in ("ztf", "ztf-spark-snappy"):
+        shutil.copytree(shared_data / "alert-packets" / folder, packets / folder)
+    good = sorted((packets / "ztf").iterdir())[0].read_bytes()
+    (packets / "ztf" / "corrupt.avro").write_bytes(good[: len(good) // 2] + b"\x00" * 64)
+    tables = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}" / "scores.parquet"
+        out.parent.mkdir()
+        assert (
+            main(["score", str(packets), "--checkpoint", str(checkpoint), "--out", str(out), "--workers", str(workers)])
+            == 0
+        )
+        tables[workers] = pd.read_parquet(out), pd.read_csv(out.parent / "skipped.csv")
+        summary = f"{len(tables[workers][0])} alerts scored, {len(tables[workers][1])} skipped"
+        assert summary in capsys.readouterr().out
+    pd.testing.assert_frame_equal(tables[1][0], tables[2][0])
+    pd.testing.assert_frame_equal(tables[1][1], tables[2][1])
+    scores, skipped = tables[2]
+    assert len(scores) == 12 + 98 and scores["score"].between(0, 1).all()  # smaller stamps are padded to 63x63
+    assert len(skipped) == 1 and skipped["file"].iloc[0].endswith("corrupt.avro")
+    assert skipped["reason"].iloc[0] == "truncated avro"

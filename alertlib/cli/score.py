@@ -2,7 +2,9 @@
 
 Writes one row per alert (``--out``, Parquet or CSV by suffix) and ``skipped.csv`` beside it; see
 :mod:`alertlib.learn.scoring`. The model is a checkpoint (``--checkpoint model.pt``) or its ONNX export
-(``--onnx model.onnx``, from ``alertlib export``).
+(``--onnx model.onnx``, from ``alertlib export``). ``--workers`` processes decode the packets while
+this one scores those already decoded; a bar follows the packet files, and a last line gives the
+alerts scored, the alerts skipped and the end-to-end rate (packets read to scores written).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--onnx", help="the same model exported by `alertlib export` (scored with onnxruntime on CPU)")
     parser.add_argument("--out", required=True, help="scores file (.parquet or .csv); skipped.csv is written beside it")
     parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1, help="decoding processes (default: one per core)"
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes decoding packets while this one scores (default: one per core; 1 decodes in this process)",
     )
 
 

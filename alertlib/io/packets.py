@@ -61,6 +61,7 @@ from __future__ import annotations
 import functools
 import gzip
 import io
+import itertools
 import json
 import math
 import zlib
@@ -865,7 +866,7 @@ BATCH_FILES = 16
 
 
 @dataclass
-class _Batch:
+class DecodedBatch:
     """A run of files decoded: per dataset its stacked triplets and candidate rows, in file order;
     the skip rows; the alerts read; the files."""
 
@@ -875,7 +876,7 @@ class _Batch:
     files: int
 
 
-def _decode_batch(files: list[Path], decoder: str = "fast", avro_walker: bool = True) -> _Batch:
+def _decode_batch(files: list[Path], decoder: str = "fast", avro_walker: bool = True) -> DecodedBatch:
     """:func:`decode_file` of each file, grouped by dataset (a worker's task)."""
     grouped: dict[str, tuple[list, list]] = {}
     skipped: list[dict] = []
@@ -889,7 +890,7 @@ def _decode_batch(files: list[Path], decoder: str = "fast", avro_walker: bool = 
             triplets.append(triplet)
             rows.append(row)
     datasets = {name: (np.stack(triplets), rows) for name, (triplets, rows) in grouped.items()}
-    return _Batch(datasets, skipped, read, len(files))
+    return DecodedBatch(datasets, skipped, read, len(files))
 
 
 class _TripletStack:
@@ -938,27 +939,19 @@ def decode_packets(
         ``"fast"`` or ``"astropy"`` (the reference); both give identical triplets.
     workers:
         Processes for decoding; 1 decodes in this process. Results keep the file order either way
-        (:func:`_decode_in_workers` says how the processes start).
+        (:func:`decoded_batches` says how the processes start).
     progress:
         Show a tqdm progress bar over files.
     avro_walker:
         The fast decoder reads Avro records with :mod:`alertlib.io.avrofast`'s walker (True) or with
         fastavro and a projected reader schema (False; ``benchmarks/bench_avro_walker.py`` compares them).
     """
-    if decoder not in STAMP_DECODERS:
-        raise ValueError(f"decoder must be one of {sorted(STAMP_DECODERS)}, not {decoder!r}")
     files = expand_paths(paths)
-    batches = [files[start : start + BATCH_FILES] for start in range(0, len(files), BATCH_FILES)]
-    decode = functools.partial(_decode_batch, decoder=decoder, avro_walker=avro_walker)
-    if workers > 1 and len(batches) > 1:
-        results = _decode_in_workers(decode, batches, workers)
-    else:
-        results = map(decode, batches)
     stacks: dict[str, _TripletStack] = {}
     rows: dict[str, list[dict]] = {}
     skipped_rows: list[dict] = []
     read = 0
-    for batch in _progress(results, len(files), progress):
+    for batch in decoded_batches(files, decoder, workers, progress, avro_walker):
         read += batch.read
         skipped_rows.extend(batch.skipped)
         for name, (triplets, batch_rows) in batch.datasets.items():
@@ -971,34 +964,82 @@ def decode_packets(
     return DecodedPackets(datasets=datasets, skipped=skipped, read=read, files=len(files))
 
 
-def _decode_in_workers(decode, batches: list[list[Path]], workers: int) -> Iterator[_Batch]:
-    """``decode`` of every batch of files over ``workers`` processes, in order.
+def decoded_batches(
+    paths: Iterable[str | Path] | str | Path,
+    decoder: str = "fast",
+    workers: int = 1,
+    progress: bool = False,
+    avro_walker: bool = True,
+) -> Iterator[DecodedBatch]:
+    """The packets under ``paths`` decoded :data:`BATCH_FILES` files at a time, batch after batch in file order.
 
-    The first batch is decoded here, which loads the compiled kernels; the workers are then forked
-    from this process and start with them, in milliseconds, where a spawned worker imports alertlib and
-    loads each kernel again (about 2 s, longer than decoding thousands of alerts). Forking is safe here
-    only while this process runs no other Python thread (a Jupyter kernel may): then the workers are
-    spawned instead.
+    A stream for callers that work on each batch as it comes (``alertlib score`` runs inference on
+    one batch while the workers decode the next ones); :func:`decode_packets` gathers them. The
+    arguments are :func:`decode_packets`'s. With ``workers`` > 1 the first batch is decoded here,
+    which loads the compiled kernels; the workers are then forked from this process and start with
+    them, in milliseconds, where a spawned worker imports alertlib and loads each kernel again (about
+    2 s, longer than decoding thousands of alerts). Forking is safe here only while this process runs
+    no other Python thread (a Jupyter kernel may): then the workers are spawned instead. The workers
+    stay at most :data:`BATCHES_AHEAD` batches per worker ahead of the caller, so that a slow
+    consumer holds a bounded number of decoded batches in memory, not the whole night.
     """
+    if decoder not in STAMP_DECODERS:
+        raise ValueError(f"decoder must be one of {sorted(STAMP_DECODERS)}, not {decoder!r}")
+    files = expand_paths(paths)
+    batches = [files[start : start + BATCH_FILES] for start in range(0, len(files), BATCH_FILES)]
+    decode = functools.partial(_decode_batch, decoder=decoder, avro_walker=avro_walker)
+    if workers > 1 and len(batches) > 1:
+        results = _decode_in_workers(decode, batches, workers)
+    else:
+        results = map(decode, batches)
+    return _progress(results, len(files), progress)
+
+
+# Decoded batches a worker may hold ready beyond the one the caller is using: enough to keep every
+# worker busy while the caller works, few enough that memory stays bounded.
+BATCHES_AHEAD = 4
+
+
+def _decode_in_workers(decode, batches: list[list[Path]], workers: int) -> Iterator[DecodedBatch]:
+    """``decode`` of every batch of files over ``workers`` processes, in order (see :func:`decoded_batches`)."""
+    import collections
     import multiprocessing
     import threading
 
-    yield decode(batches[0])
+    first = decode(batches[0])
     forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
     context = multiprocessing.get_context("fork" if forkable else "spawn")
     with context.Pool(workers) as pool:
-        yield from pool.imap(decode, batches[1:])
+        queued = iter(batches[1:])
+        pending = collections.deque(
+            pool.apply_async(decode, (batch,)) for batch in itertools.islice(queued, BATCHES_AHEAD * workers)
+        )
+        yield first
+        while pending:
+            result = pending.popleft().get()
+            for batch in itertools.islice(queued, 1):
+                pending.append(pool.apply_async(decode, (batch,)))
+            yield result
 
 
-def _progress(batches: Iterable[_Batch], total: int, enabled: bool) -> Iterator[_Batch]:
-    """The batches, with a tqdm bar over their files when ``enabled``."""
+def _progress(batches: Iterable[DecodedBatch], total: int, enabled: bool) -> Iterator[DecodedBatch]:
+    """The batches, with a tqdm bar over their files when ``enabled``.
+
+    The bar starts with the first batch: tqdm's monitor thread would make the workers, forked when
+    the first batch is ready, be spawned instead.
+    """
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:
+        return
     if not enabled:
+        yield first
         yield from batches
         return
     from tqdm.auto import tqdm
 
     with tqdm(total=total, desc="packets", unit="file") as bar:
-        for batch in batches:
+        for batch in itertools.chain([first], batches):
             yield batch
             bar.update(batch.files)
 

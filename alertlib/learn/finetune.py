@@ -298,7 +298,7 @@ def run_finetune(config: dict, out_dir: str | Path) -> pd.DataFrame:
         return done
 
     from alertlib.core.files import write_json, write_table
-    from alertlib.learn.calibration import CALIBRATION_FILE, fit_on_validation
+    from alertlib.learn.calibrate import CALIBRATION_FILE, fit_on_validation
     from alertlib.learn.datasets import load_bts
     from alertlib.learn.results import result_rows, save_results
 

@@ -10,6 +10,7 @@ number of alerts to score.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alertlib.core.paths import data_dir
@@ -284,7 +285,11 @@ def load_model(path: str | Path):
         raise DataError(f"{path} is not a model saved by alertlib.learn.finetune (kind {kind!r})")
     class_names = record.get("class_names")
     model = create_model(
-        record["arch"], "scratch", num_outputs=len(class_names) if class_names else 1, input_size=record["input_size"]
+        record["arch"],
+        "scratch",
+        num_outputs=len(class_names) if class_names else 1,
+        input_size=record["input_size"],
+        feature_names=record.get("feature_names"),
     )
     model.load_state_dict(record["state_dict"])
     model.init, model.weights_source = record["init"], record["weights_source"]
@@ -321,6 +326,59 @@ def scores_from_logits(logits, class_names, temperature: float = 1.0):
     return torch.softmax(logits, dim=1).numpy() if class_names else np.asarray(torch.sigmoid(logits[:, 0]))
 
 
+@dataclass
+class PreparedModel:
+    """A model from :func:`load_model` ready to score triplets batch after batch (:func:`prepare_scoring`)."""
+
+    runnable: object
+    config: dict
+    class_names: list | None
+    device: str
+    dtype: str
+    variant: str
+    batch_size: int
+    temperature: float = 1.0  # the model's calibration (load_model), applied to the logits
+
+
+def prepare_scoring(
+    model, batch_size: int = 256, dtype: str = "auto", variant: str | None = None, n_alerts: int | None = None
+) -> PreparedModel:
+    """A copy of ``model`` in the fastest format and variant measured for it here, to score ``n_alerts`` alerts.
+
+    See :func:`score_triplets` for ``dtype`` and ``variant``; :func:`score_prepared` scores with it,
+    as many times as there are chunks of alerts. The model passed in is not changed.
+    """
+    import copy
+
+    device = next(model.parameters()).device.type
+    runnable, dtype, variant = optimise_for_inference(
+        copy.deepcopy(model), device, dtype, batch_size, variant, n_alerts=n_alerts
+    )
+    temperature = getattr(model, "temperature", 1.0)
+    return PreparedModel(runnable, model.config, model.class_names, device, dtype, variant, batch_size, temperature)
+
+
+def score_prepared(prepared: PreparedModel, triplets):
+    """Scores of triplets (N, H, W, 3) under a :class:`PreparedModel`, as :func:`score_triplets` gives them."""
+    import torch
+
+    batch_size, variant = prepared.batch_size, prepared.variant
+    outputs = []
+    with torch.inference_mode():
+        for batch in triplet_batches(triplets, prepared.config, batch_size):
+            images = torch.from_numpy(batch)
+            count = len(images)
+            if variant.startswith("compile") and count < batch_size:
+                # Pad the last batch: a compiled model would recompile for a new batch size.
+                images = torch.cat([images, images.new_zeros((batch_size - count, *images.shape[1:]))])
+            images = images.to(device=prepared.device, dtype=torch_dtype(prepared.dtype))
+            if uses_channels_last(variant):
+                images = images.contiguous(memory_format=torch.channels_last)
+            outputs.append(prepared.runnable(images)[:count].float().cpu())
+    logits = torch.cat(outputs) if outputs else torch.zeros((0, max(len(prepared.class_names or []), 1)))
+    return scores_from_logits(logits, prepared.class_names, prepared.temperature)
+
+
 def score_triplets(
     model, triplets, batch_size: int = 256, dtype: str = "auto", variant: str | None = None, return_choice: bool = False
 ):
@@ -335,28 +393,10 @@ def score_triplets(
     the compilation, plain float32 where nothing was measured. ``dtype="float32"`` keeps full
     precision (bfloat16 scores differ from float32 ones by about 1e-3); ``variant`` forces one.
     ``return_choice=True`` returns ``(scores, {"device", "dtype", "variant"})``, what was used. The
-    model passed in is not changed.
+    model passed in is not changed. To score many chunks with one model, prepare it once
+    (:func:`prepare_scoring`) and score each chunk with :func:`score_prepared`.
     """
-    import copy
-
-    import torch
-
-    device = next(model.parameters()).device.type
-    runnable, dtype, variant = optimise_for_inference(
-        copy.deepcopy(model), device, dtype, batch_size, variant, n_alerts=len(triplets)
-    )
-    outputs = []
-    with torch.inference_mode():
-        for batch in triplet_batches(triplets, model.config, batch_size):
-            images = torch.from_numpy(batch)
-            count = len(images)
-            if variant.startswith("compile") and count < batch_size:
-                # Pad the last batch: a compiled model would recompile for a new batch size.
-                images = torch.cat([images, images.new_zeros((batch_size - count, *images.shape[1:]))])
-            images = images.to(device=device, dtype=torch_dtype(dtype))
-            if uses_channels_last(variant):
-                images = images.contiguous(memory_format=torch.channels_last)
-            outputs.append(runnable(images)[:count].float().cpu())
-    logits = torch.cat(outputs) if outputs else torch.zeros((0, max(len(model.class_names or []), 1)))
-    scores = scores_from_logits(logits, model.class_names, getattr(model, "temperature", 1.0))
-    return (scores, {"device": device, "dtype": dtype, "variant": variant}) if return_choice else scores
+    prepared = prepare_scoring(model, batch_size, dtype, variant, n_alerts=len(triplets))
+    scores = score_prepared(prepared, triplets)
+    choice = {"device": prepared.device, "dtype": prepared.dtype, "variant": prepared.variant}
+    return (scores, choice) if return_choice else scores

@@ -8,7 +8,8 @@ artefact                  written by          path under ``data/study/<profile>/
 ``data``                  00_data             ``data.json``: the galaxy catalog and each replicate's alerts
 ``pretrain``              01_pretrain         ``pretrain/results.parquet`` (+ ``curves.parquet``)
 ``finetune``              02_finetune         ``finetune/results.parquet`` (+ ``predictions.parquet``,
-                                              ``curves.parquet``, ``lr_choice.parquet``, ``notes.json``;
+                                              ``curves.parquet``, ``lr_choice.parquet``, ``notes.json``,
+                                              ``calibration.parquet``: each run's temperature;
                                               the best models in ``checkpoints/``)
 ``benchmark``             03_efficiency       ``benchmark_<device>.csv``
 ``real``                  04_real_alerts      ``real/``: zero-shot scores and AUCs, few-shot curves and
@@ -50,6 +51,7 @@ ARTEFACT_FILES = {
     "finetune_curves": "finetune/curves.parquet",
     "finetune_notes": "finetune/notes.json",
     "lr_choice": "finetune/lr_choice.parquet",
+    "calibration": "finetune/calibration.parquet",
     "headline": "headline.csv",
     "real_scores": "real/scores.parquet",
     "zero_shot": "real/zero_shot.parquet",

@@ -5,11 +5,13 @@ notebook         runs                                   reads
 ===============  =====================================  ==========================================
 00_data          :func:`prepare_data`                   the profile (simulated sky or real data)
 01_pretrain      :func:`pretrain`                       ``data``
-02_finetune      :func:`finetune`                       ``data``, ``pretrain``
+02_finetune      :func:`finetune` (and                  ``data``, ``pretrain``
+                 :func:`calibrate_finetuned`)
 03_efficiency    :func:`benchmark`                      the profile's ``benchmark:`` block
 04_real_alerts   :mod:`alertlib.study.realdata`,        ``finetune``, ``pretrain``
                  :func:`realism_by_set`
-05_figures       (report functions on the tables)       ``finetune``, ``benchmark``, ``real``
+05_figures       (report functions on the tables),      ``finetune``, ``benchmark``, ``real``
+                 :func:`explain_reference_model`
 ===============  =====================================  ==========================================
 
 The ``load_*`` functions give a later notebook the artefacts it reads; each raises
@@ -237,6 +239,7 @@ def finetune(profile: dict, progress_bar: bool = True) -> tuple[pd.DataFrame, li
     checkpoints = grid.checkpoints_of(pretrain_results)
     results, notes, choice = _finetune_grid(profile, data, checkpoints, progress_bar)
     tables = {
+        "calibration": calibrate_finetuned(results, data),
         "predictions": _collect(results, "predictions_test.parquet", load_per_run_tables),
         "finetune_curves": _collect(results, "curves.csv", load_per_run_tables),
         "lr_choice": choice,
@@ -246,6 +249,28 @@ def finetune(profile: dict, progress_bar: bool = True) -> tuple[pd.DataFrame, li
     save_best_models(profile, results)
     _write(profile, tables, _finetune_inputs(profile, data, pretrain_results))
     return results, notes
+
+
+def calibrate_finetuned(results: pd.DataFrame, data: StudyData) -> pd.DataFrame:
+    """The temperature of every fine-tuning run, fitted on its replicate's validation split where its
+    ``model.pt`` has none (:func:`alertlib.learn.calibration.calibrate_run`; runs done are read back).
+
+    One row per run: its descriptors, ``T`` (``value``, ``status``, ``reason``) and the ECE and NLL
+    before and after scaling on the validation and test splits.
+    """
+    from alertlib.learn.calibrate import calibrate_run
+
+    descriptors = ("run_id", "task", "arch", "init", "seed", "train_fraction", "lr_selected", "run_dir")
+    rows = []
+    for _, run in results.drop_duplicates("run_id").iterrows():
+        record = calibrate_run(run["run_dir"], data.alerts_for(run["seed"]))
+        rows.append({key: run[key] for key in descriptors if key in run} | record)
+    return pd.DataFrame(rows)
+
+
+def best_model_path(profile: dict, task: str, arch: str, init: str) -> Path:
+    """Where :func:`save_best_models` keeps the best model of (task, arch, init)."""
+    return artefacts.results_dir(profile) / "checkpoints" / f"{task}_{arch}_{init}.pt"
 
 
 def save_best_models(profile: dict, results: pd.DataFrame) -> pd.DataFrame:
@@ -262,10 +287,10 @@ def save_best_models(profile: dict, results: pd.DataFrame) -> pd.DataFrame:
         runs = runs[runs["lr_selected"].astype(bool)]
     runs = runs[runs["train_fraction"] == 1.0]
     best = runs.sort_values("best_val_loss").groupby(["task", "arch", "init"], sort=True).head(1)
-    folder = artefacts.results_dir(profile) / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
     for _, run in best.iterrows():
-        shutil.copyfile(Path(run["run_dir"]) / "model.pt", folder / f"{run['task']}_{run['arch']}_{run['init']}.pt")
+        path = best_model_path(profile, run["task"], run["arch"], run["init"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(run["run_dir"]) / "model.pt", path)
     return best.reset_index()
 
 
@@ -287,6 +312,18 @@ def load_finetune_tables(profile: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.
         pd.read_parquet(artefacts.artefact_path(profile, "finetune_curves")),
         pd.read_parquet(artefacts.artefact_path(profile, "lr_choice")),
     )
+
+
+def load_calibration(profile: dict) -> pd.DataFrame:
+    """Each fine-tuning run's temperature and calibration error (:func:`calibrate_finetuned`, written by 02)."""
+    load_finetune(profile)  # checks that the artefact is there and current
+    path = artefacts.artefact_path(profile, "calibration")
+    if not path.is_file():
+        raise artefacts.MissingArtefact(
+            f"{path} does not exist: run notebooks/02_finetune.ipynb with profile {profile['profile']!r} first "
+            f"(it reads finished runs back and calibrates them; or `alertlib study --profile {profile['profile']}`)"
+        )
+    return pd.read_parquet(path)
 
 
 def _collect(results: pd.DataFrame, filename: str, reader) -> pd.DataFrame:
@@ -415,6 +452,38 @@ def realism_by_set(profile: dict) -> pd.DataFrame | None:
     write_table(path, table)
     artefacts.record_inputs(path, inputs)
     return table
+
+
+# --- 05: where the reference model looks (inference only) ----------------------------------------------
+
+
+def explain_reference_model(profile: dict) -> dict:
+    """Integrated-gradients attributions of the best model of the profile's ``attribution`` block
+    (task, arch, init: the BTS custom CNN from scratch by default) on a few correctly and wrongly
+    classified alerts of each class: the simulated test split of its replicate, and the real
+    weak-labelled alerts of notebook 04 (when the shared data is there).
+
+    Returns ``{"simulated": Explanations, "real": Explanations}`` (:mod:`alertlib.learn.attribution`);
+    trains nothing.
+    """
+    from alertlib.core.vocab import REFERENCE_ARCH
+    from alertlib.io.release import read_split
+    from alertlib.learn.attribution import explain_alerts
+    from alertlib.learn.inference import load_model
+    from alertlib.study.realdata import real_alerts
+
+    settings = {"task": "bts", "arch": REFERENCE_ARCH, "init": "scratch", **profile.get("attribution", {})}
+    path = best_model_path(profile, settings.pop("task"), settings.pop("arch"), settings.pop("init"))
+    if not path.is_file():
+        raise artefacts.MissingArtefact(f"{path} does not exist: run notebooks/02_finetune.ipynb first")
+    model = load_model(path)
+    options = {**settings, "seed": profile.get("seed", 0)}
+    test = read_split(load_data(profile).alerts_for(model.config["seed"]), "test")
+    explained = {"simulated": explain_alerts(model, test.triplets, test.candidates, **options)}
+    real = real_alerts()
+    if real is not None:
+        explained["real"] = explain_alerts(model, real.triplets, real.candidates, **options)
+    return explained
 
 
 # --- one run by hand (the notebooks' teaching cells) ----------------------------------------------------
