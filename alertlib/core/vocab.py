@@ -34,6 +34,60 @@ ARCH_ORDER = (
     "maxvit_tiny_rw_224",
 )
 
+# --- image + metadata (multimodal) models --------------------------------------------------------------
+# BTSbot's 25 candidate features, in the order its deployed model reads them (the btsbot package's
+# inference_example.py); the light-curve ones (age ... maxmag_so_far) come from the alert's history.
+METADATA_FEATURES = (
+    "sgscore1",
+    "distpsnr1",
+    "sgscore2",
+    "distpsnr2",
+    "fwhm",
+    "magpsf",
+    "sigmapsf",
+    "chipsf",
+    "ra",
+    "dec",
+    "diffmaglim",
+    "ndethist",
+    "nmtchps",
+    "age",
+    "days_since_peak",
+    "days_to_peak",
+    "peakmag_so_far",
+    "new_drb",
+    "ncovhist",
+    "nnotdet",
+    "chinr",
+    "sharpnr",
+    "scorr",
+    "sky",
+    "maxmag_so_far",
+)
+# An architecture name with one of these suffixes reads the triplet and METADATA_FEATURES
+# ("resnet18+meta"): "+meta" trains the whole model, "+meta-frozen" keeps the (pre-trained) image
+# encoder fixed and trains the metadata branch and the fused head (the paper's frozen-encoder variant).
+MULTIMODAL_SUFFIXES = ("+meta", "+meta-frozen")
+
+
+def base_arch(arch: str) -> str:
+    """The image architecture of a model name: ``resnet18+meta`` -> ``resnet18``."""
+    return str(arch).partition("+")[0]
+
+
+def multimodal_mode(arch: str) -> str | None:
+    """``"meta"`` or ``"meta-frozen"`` for an image + metadata model name, None for an image-only one.
+
+    Raises ValueError for an unknown suffix, so that a typo never silently trains an image-only model.
+    """
+    base, plus, suffix = str(arch).partition("+")
+    if not plus:
+        return None
+    if f"+{suffix}" not in MULTIMODAL_SUFFIXES:
+        raise ValueError(f"unknown model suffix '+{suffix}' in {arch!r}; use one of {MULTIMODAL_SUFFIXES}")
+    return suffix
+
+
 # --- initialisations -------------------------------------------------------------------------------
 HUB_INITS = ("imagenet", "galaxyzoo")  # published weights (timm / Zoobot), from a file, the cache or the hub
 GENERIC_INITS = ("synthetic", "imagenet")  # generic (non-astronomical) pre-training
@@ -44,7 +98,7 @@ INIT_ORDER = ("scratch", "synthetic", "imagenet", "galaxyzoo", "galaxy_sim", "ga
 def order_key(name, order: Sequence[str]) -> tuple[int, str]:
     """Sort key: position in ``order`` (a timm name's tag after '.' is ignored), unknown names last."""
     text = str(name)
-    for candidate in (text, text.split(".")[0]):
+    for candidate in (text, text.split(".")[0], base_arch(text)):
         if candidate in order:
             return (order.index(candidate), text)
     return (len(order), text)

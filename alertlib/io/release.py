@@ -23,6 +23,7 @@ import pandas as pd
 from alertlib.core.errors import DataError
 from alertlib.core.files import atomic_path, save_npy, write_json
 from alertlib.core.vocab import SPLITS
+from alertlib.io.features import with_sidecar
 
 REQUIRED_COLUMNS = ("objectId", "candid", "label")
 _TRIPLETS_RE = re.compile(r"^(train|val|test)_triplets_(?P<version>.+)\.npy$")
@@ -73,6 +74,9 @@ def resolve_version(folder: str | Path, version: str | None = None) -> str:
 def read_split(folder: str | Path, split: str, version: str | None = None, mmap: bool = True) -> Split:
     """Read one split, memory-mapping the triplets, and check the layout.
 
+    The candidate table gets the columns of the split's feature sidecar, when it has one
+    (:func:`alertlib.io.features.with_sidecar`: a simulated sky's metadata features).
+
     Raises
     ------
     LayoutError
@@ -99,6 +103,7 @@ def read_split(folder: str | Path, split: str, version: str | None = None, mmap:
         raise LayoutError(f"{cand_path} lacks columns {missing}")
     if len(candidates) != len(triplets):
         raise LayoutError(f"{cand_path} has {len(candidates)} rows but {triplets_path} holds {len(triplets)} triplets")
+    candidates = with_sidecar(candidates, folder, split, version)
     return Split(triplets=triplets, candidates=candidates, version=version, path=folder)
 
 

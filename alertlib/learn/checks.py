@@ -87,8 +87,9 @@ def score_checks(scores: np.ndarray) -> dict[str, float]:
 
 
 @torch.no_grad()
-def dead_unit_fraction(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> float:
-    """The fraction of post-ReLU units in ``model.head`` that are zero for every one of ``images``."""
+def dead_unit_fraction(model: nn.Module, images, batch_size: int = 256) -> float:
+    """The fraction of post-ReLU units in ``model.head`` that are zero for every one of ``images``
+    (a tensor, or the tuple ``(images, features)`` of an image + metadata model)."""
     head = getattr(model, "head", None)
     relus = [m for m in head.modules() if isinstance(m, nn.ReLU)] if head is not None else []
     if not relus:
@@ -106,8 +107,9 @@ def dead_unit_fraction(model: nn.Module, images: torch.Tensor, batch_size: int =
     was_training = model.training
     model.eval()
     try:
-        for batch in images.split(batch_size):
-            model(batch)
+        parts = images if isinstance(images, (tuple, list)) else (images,)
+        for batch in zip(*(part.split(batch_size) for part in parts), strict=True):
+            model(*batch)
     finally:
         for handle in handles:
             handle.remove()

@@ -227,7 +227,8 @@ def release_mapped_pages(array) -> bool:
 
 
 class TripletDataset(Dataset):
-    """Alert triplets as a PyTorch dataset: items ``(triplet (3, H, W) float32, label float32 scalar)``.
+    """Alert triplets as a PyTorch dataset: items ``(triplet (3, H, W) float32, label float32 scalar)``,
+    or ``((triplet, features (F,) float32), label)`` with ``features`` (image + metadata models).
 
     Parameters
     ----------
@@ -249,6 +250,9 @@ class TripletDataset(Dataset):
         pixel at the centre, so that right-angle rotations turn about the candidate. Cropping trades
         context around the candidate for speed; the study's CPU profiles use it (README). The crop is
         taken from the stored (L2-normalised) stamp, which is not renormalised.
+    features:
+        Candidate features (N, F) of the alerts (:func:`alertlib.io.features.feature_matrix`), raw:
+        the model standardises them.
 
     Notes
     -----
@@ -270,6 +274,7 @@ class TripletDataset(Dataset):
         seed: int = 0,
         normalisation: str = "l2",
         crop: int | None = None,
+        features=None,
     ):
         if triplets.ndim != 4 or triplets.shape[-1] != 3:
             raise ValueError(f"triplets must be (N, H, W, 3) channels-last, got shape {triplets.shape}")
@@ -293,6 +298,11 @@ class TripletDataset(Dataset):
             self.labels = np.asarray(labels, dtype=np.float32)
             if self.labels.shape != (len(triplets),):
                 raise ValueError(f"{len(self.labels)} labels for {len(triplets)} triplets")
+        self.features = None if features is None else torch.from_numpy(np.asarray(features, dtype=np.float32))
+        if self.features is not None and (self.features.ndim != 2 or len(self.features) != len(triplets)):
+            raise ValueError(
+                f"features must be (N, F) for {len(triplets)} triplets, got shape {tuple(self.features.shape)}"
+            )
         self.augment = augment
         self.seed = seed
         self.normalisation = normalisation
@@ -340,7 +350,9 @@ class TripletDataset(Dataset):
             release_mapped_pages(self.triplets)
 
     def __getitem__(self, index: int):
-        return torch.from_numpy(self.image(index)), torch.tensor(self.labels[index])
+        image = torch.from_numpy(self.image(index))
+        inputs = image if self.features is None else (image, self.features[index])
+        return inputs, torch.tensor(self.labels[index])
 
 
 class GalaxyDataset(Dataset):

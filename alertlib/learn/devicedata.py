@@ -83,7 +83,8 @@ def choose_data_path(
     Parameters
     ----------
     setting:
-        ``"auto"`` (the device path when every dataset is a :class:`TripletDataset` and they fit),
+        ``"auto"`` (the device path when every dataset is a :class:`TripletDataset` without
+        candidate features and they fit),
         ``"device"`` (always; an error when a dataset is of another kind) or ``"loader"``.
     datasets:
         The training and validation datasets.
@@ -100,7 +101,11 @@ def choose_data_path(
         raise SettingError(f"device_data_dtype must be 'auto' or one of {sorted(DEVICE_DTYPES)}, not {dtype_setting!r}")
     if setting == "loader":
         return DataPathChoice("loader", None, "data_path is 'loader'")
-    others = [type(d).__name__ for d in datasets if not isinstance(d, TripletDataset)]
+    others = [
+        f"{type(d).__name__} with features" if getattr(d, "features", None) is not None else type(d).__name__
+        for d in datasets
+        if not isinstance(d, TripletDataset) or d.features is not None
+    ]
     if others:
         if setting == "device":
             raise SettingError(f"data_path 'device' needs TripletDataset splits, got {others}; use 'auto' or 'loader'")

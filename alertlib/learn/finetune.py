@@ -30,7 +30,10 @@ Config keys (a plain dict; defaults in :data:`FINETUNE_DEFAULTS` and
 ``task``
     ``bts`` (binary, ``label`` column) or ``multiclass`` (classes from ``label_column``).
 ``arch``, ``init``, ``checkpoint``, ``weights_file``, ``input_size``
-    Passed to :func:`alertlib.learn.models.create_model`.
+    Passed to :func:`alertlib.learn.models.create_model`. An ``arch`` ending in ``+meta`` (or
+    ``+meta-frozen``) is an image + metadata model (:mod:`alertlib.learn.multimodal`): it reads the
+    candidate features (:mod:`alertlib.io.features`) too, standardised with the training split's
+    statistics (saved in ``model.pt`` with the feature names).
 ``seed``, ``train_fraction``, ``n_max``
     Seed of everything; fraction of training sources; at most ``n_max`` alerts per training source.
 ``augment``, ``normalisation``
@@ -149,6 +152,16 @@ def task_setup(config: dict, splits: dict) -> TaskSetup:
     return TaskSetup(labels, class_names, "multiclass", len(class_names), loss, constant)
 
 
+def split_features(config: dict, split) -> np.ndarray | None:
+    """The candidate features of a split's alerts for an image + metadata model, else None."""
+    from alertlib.core.vocab import multimodal_mode
+    from alertlib.io.features import feature_matrix
+
+    if multimodal_mode(config["arch"]) is None:
+        return None
+    return feature_matrix(split.candidates, where=f"the candidate table of {split.path} (version {split.version})")
+
+
 def _dataset(config: dict, split, labels, augment: bool):
     from alertlib.learn.datasets import TripletDataset
 
@@ -159,6 +172,7 @@ def _dataset(config: dict, split, labels, augment: bool):
         seed=config["seed"],
         normalisation=config["normalisation"],
         crop=config["crop"],
+        features=split_features(config, split),
     )
 
 
@@ -178,6 +192,11 @@ def train(config: dict, splits: dict, setup: TaskSetup):
         weights_file=config["weights_file"],
         checkpoint=config["checkpoint"],
     )
+    train_features = split_features(config, splits["train"])
+    if train_features is not None:
+        from alertlib.io.features import normalisation_stats
+
+        model.set_feature_normalisation(*normalisation_stats(train_features))  # training split only
     result = fit(
         model,
         _dataset(config, splits["train"], setup.labels["train"], config["augment"]),
@@ -226,7 +245,7 @@ def evaluate(model, config: dict, split, labels: np.ndarray, setup: TaskSetup) -
 
 def validation_gate(model, config: dict, splits: dict, setup: TaskSetup, best_val_loss: float) -> dict[str, float]:
     """The checks of :mod:`alertlib.learn.checks` on the validation split: did the run learn?"""
-    import torch
+    from torch.utils.data import default_collate
 
     from alertlib.learn import checks
 
@@ -234,8 +253,8 @@ def validation_gate(model, config: dict, splits: dict, setup: TaskSetup, best_va
     scores = _probabilities(model, dataset, setup.objective)
     values = checks.score_checks(scores)
     values.update(checks.gate(best_val_loss, setup.constant_val_loss, values))
-    images = torch.stack([dataset[i][0] for i in range(len(dataset))]) if len(dataset) else torch.zeros(0)
-    values["dead_unit_fraction"] = checks.dead_unit_fraction(model, images) if len(dataset) else np.nan
+    inputs = default_collate([dataset[i][0] for i in range(len(dataset))]) if len(dataset) else None
+    values["dead_unit_fraction"] = checks.dead_unit_fraction(model, inputs) if len(dataset) else np.nan
     return values
 
 
@@ -279,6 +298,7 @@ def save_model(path: Path, model, config: dict, extra: dict) -> None:
         "init": model.init,
         "input_size": model.input_size,
         "weights_source": model.weights_source,
+        "feature_names": list(getattr(model, "feature_names", [])) or None,  # an image + metadata model's inputs
         "config": config,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,

@@ -46,7 +46,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from alertlib.core.files import atomic_path
-from alertlib.core.vocab import CLASSIC_ARCHS, HUB_INITS, STAMP_SIZE
+from alertlib.core.vocab import CLASSIC_ARCHS, HUB_INITS, STAMP_SIZE, base_arch, multimodal_mode
 
 # The architectures of the study, with the input side each sees (MaxViT's windows need 224).
 STUDY_ARCHS: dict[str, int] = {
@@ -254,6 +254,7 @@ def _new_head(arch: str, num_features: int, num_outputs: int) -> nn.Module:
 
 def default_input_size(arch: str) -> int:
     """The input side for ``arch``: 63 (the stamp) unless timm says the model needs a fixed size."""
+    arch = base_arch(arch)
     if arch in CLASSIC_ARCHS:
         return STAMP_SIZE
     if arch.split(".")[0] in STUDY_ARCHS:
@@ -328,13 +329,15 @@ def create_model(
     weights_file: str | Path | None = None,
     checkpoint: str | Path | None = None,
     channels_last: bool = False,
+    feature_names=None,
 ) -> AlertClassifier:
     """Build any model of the study with the requested initialisation.
 
     Parameters
     ----------
     arch:
-        ``btsbot_cnn``, ``braai_vgg``, or any timm architecture name.
+        ``btsbot_cnn``, ``braai_vgg``, or any timm architecture name; with ``+meta`` (or
+        ``+meta-frozen``) the image + metadata model around it (:mod:`alertlib.learn.multimodal`).
     init:
         ``scratch``, ``imagenet``, ``galaxyzoo``, or the name of one of our pre-trainings
         (``synthetic``, ``galaxy_sim``, ``galaxy_gz1``, or plain ``checkpoint``) with ``checkpoint``.
@@ -348,6 +351,8 @@ def create_model(
         An encoder checkpoint written by :func:`save_encoder_checkpoint`.
     channels_last:
         Convert the parameters to the channels-last memory format (faster convolutions on CPU and GPU).
+    feature_names:
+        The candidate features an image + metadata model reads (default: BTSbot's 25).
 
     Returns
     -------
@@ -361,6 +366,11 @@ def create_model(
     CheckpointError
         A checkpoint that is missing, of another architecture, or from another pre-training than ``init``.
     """
+    if multimodal_mode(arch) is not None:
+        from alertlib.learn.multimodal import create_multimodal
+
+        model = create_multimodal(arch, init, num_outputs, input_size, weights_file, checkpoint, feature_names)
+        return model.to(memory_format=torch.channels_last) if channels_last else model
     input_size = int(input_size or default_input_size(arch))
     if init in HUB_INITS and checkpoint is not None:
         raise ValueError(f"init={init!r} loads published weights; do not also pass checkpoint={checkpoint}")

@@ -268,21 +268,23 @@ class TrainingModule(pl.LightningModule):
         self._epoch_start = time.perf_counter()
         self._train_time = 0.0
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs) -> torch.Tensor:
+        """Logits of a batch: images, or (images, features) for an image + metadata model."""
+        images, *features = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
         if self.settings["channels_last"]:
             images = images.contiguous(memory_format=torch.channels_last)
-        return self.forward_model(images)
+        return self.forward_model(images, *features)
 
     def _loss(self, batch) -> tuple[torch.Tensor, int]:
-        images, targets = batch
-        logits = self(images).float()
+        inputs, targets = batch
+        logits = self(inputs).float()
         if self.objective == "binary":
             loss = self.loss(logits.squeeze(-1), targets.float())
         elif self.objective == "multiclass":
             loss = self.loss(logits, targets.long())
         else:
             loss = self.loss(logits, targets.float())
-        return loss, len(images)
+        return loss, len(targets)
 
     def _accumulate(self, stage: str, loss: torch.Tensor, n: int) -> None:
         # A float64 sum kept on the device (the same arithmetic as Python floats): reading the loss
@@ -599,7 +601,8 @@ def fit(
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, dataset: Dataset, batch_size: int = 256) -> np.ndarray:
-    """Raw outputs (N, num_outputs) of ``model`` on ``dataset``, in order, in eval mode."""
+    """Raw outputs (N, num_outputs) of ``model`` on ``dataset`` (items ``(images or (images, features), target)``),
+    in order, in eval mode."""
     model.eval()
     device = next(model.parameters()).device
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
@@ -608,6 +611,7 @@ def predict_logits(model: nn.Module, dataset: Dataset, batch_size: int = 256) ->
         torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     )
     with autocast:
-        for images, _ in loader:
-            outputs.append(model(images.to(device)).float().cpu())
+        for inputs, _ in loader:
+            parts = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+            outputs.append(model(*(part.to(device) for part in parts)).float().cpu())
     return torch.cat(outputs).numpy() if outputs else np.zeros((0, 1), dtype=np.float32)

@@ -283,8 +283,8 @@ def headline_table(
 
 
 def _is_standard(arch: str, standard_archs: Sequence[str] | None) -> bool:
-    """Whether ``arch`` is a standard architecture (default: not one of ``CLASSIC_ARCHS``)."""
-    return arch in standard_archs if standard_archs is not None else arch not in CLASSIC_ARCHS
+    """Whether ``arch`` is a standard image-only architecture (default: neither a ``CLASSIC_ARCHS`` one nor +meta)."""
+    return arch in standard_archs if standard_archs is not None else arch not in CLASSIC_ARCHS and "+" not in arch
 
 
 def exploratory_comparisons(

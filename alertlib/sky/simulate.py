@@ -427,17 +427,24 @@ def cached_sky(kind: str, size: int, seed: int, progress: bool = True, **options
     options:
         Passed to ``simulate_galaxies`` / ``simulate_alerts`` (and part of the key), e.g.
         ``n_test_sources``, ``dtype``, ``exposures`` for alerts.
+
+    An alert sky gets its metadata sidecars (:func:`alertlib.sky.metadata.write_sidecars`).
     """
     from alertlib.core.paths import data_dir
 
     if kind not in ("galaxies", "alerts"):
         raise ValueError(f"kind must be 'galaxies' or 'alerts', not {kind!r}")
+    from alertlib.sky.metadata import write_sidecars
+
     folder = data_dir() / "sim" / cache_key(kind, size, seed, **options)
-    if (folder / "dataset.json").is_file():
-        return folder
     if kind == "galaxies":
+        if (folder / "dataset.json").is_file():
+            return folder
         return simulate_galaxies(size, seed, folder, progress=progress, **options)
-    return simulate_alerts(size, seed, folder, progress=progress, **options)
+    if not (folder / "dataset.json").is_file():
+        simulate_alerts(size, seed, folder, progress=progress, **options)
+    write_sidecars(folder)  # the metadata features the candidate tables lack (skies cached before them too)
+    return folder
 
 
 def _profile_seed(config: dict) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from alertlib.core import progress
-from alertlib.core.vocab import CLASSIC_ARCHS, HUB_INITS
+from alertlib.core.vocab import CLASSIC_ARCHS, HUB_INITS, base_arch, multimodal_mode
 
 PRETRAIN_CORPORA = ("galaxy", "gz1", "synthetic")
 
@@ -63,6 +63,9 @@ def _init_weights(grid_name: str, arch: str, init: str, checkpoints: dict) -> tu
     """The extra config a (arch, init) run needs, or None and the reason it is left out."""
     from alertlib.learn.weights import WeightsNotAvailable, resolve_weights
 
+    if multimodal_mode(arch) == "meta-frozen" and init == "scratch":
+        return None, f"{grid_name}: {arch}/{init} left out: a frozen image encoder needs a pre-trained one"
+    arch = base_arch(arch)  # an image + metadata model starts from its image model's weights
     if init == "scratch":
         return {}, None
     if init in HUB_INITS:
@@ -93,10 +96,12 @@ def finetune_jobs(profile: dict, alerts_for, checkpoints: dict[tuple[str, str], 
     jobs, notes = [], []
     grid_keys = ("task", "archs", "inits", "train_fractions", "seeds")
     for grid_name, grid in grids.items():
+        if grid is None:  # a profile switches off an inherited grid with `name: null`
+            continue
         settings = {**block, **{k: v for k, v in grid.items() if k not in grid_keys}}
         for arch in grid["archs"]:
             for init in grid["inits"]:
-                if arch in CLASSIC_ARCHS and init != "scratch":
+                if base_arch(arch) in CLASSIC_ARCHS and init != "scratch":
                     continue
                 extra, note = _init_weights(grid_name, arch, init, checkpoints)
                 if extra is None:

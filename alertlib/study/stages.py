@@ -113,7 +113,7 @@ def replicate_seeds(profile: dict) -> list[int]:
     """Every seed any fine-tuning grid of the profile uses (the replicates)."""
     block = profile.get("finetune", {})
     seeds = set(block.get("seeds", [profile.get("seed", 0)]))
-    for grid_settings in block.get("grids", {}).values():
+    for grid_settings in (g for g in block.get("grids", {}).values() if g):
         seeds.update(grid_settings.get("seeds", []))
     return sorted(int(s) for s in seeds)
 
