@@ -427,6 +427,22 @@ HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "train_time_s", "tra
 _HISTORY_KEY, _STOPPING_KEY = "alertlib/history", "alertlib/stopping"
 
 
+class ReleaseProcessGroup(pl.Callback):
+    """In a process that Lightning started for data-parallel training (``ddp_spawn``, ``ddp_notebook``):
+    wait for every rank, then destroy the process group at teardown. A rank that exits with gloo's
+    threads still running can abort ("terminate called without an active exception")."""
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        import multiprocessing
+
+        import torch.distributed as dist
+
+        if multiprocessing.parent_process() is None or not (dist.is_available() and dist.is_initialized()):
+            return
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 class FitRecord(pl.Callback):
     """Puts the history and the early-stopping outcome in ``trainer.callback_metrics`` when fitting ends.
 
@@ -575,7 +591,7 @@ def fit(
     if settings["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     stopping = RelativeEarlyStopping(settings["patience"], settings["min_rel_improvement"])
-    all_callbacks = [stopping, FitRecord(stopping), *callbacks]
+    all_callbacks = [stopping, FitRecord(stopping), ReleaseProcessGroup(), *callbacks]
     if settings["progress"]:
         all_callbacks.append(EpochProgress(settings["epochs"], description))
     trainer = _trainer(settings, on_gpu, all_callbacks)
