@@ -200,3 +200,21 @@ def test_the_grid_leaves_out_a_frozen_encoder_without_pre_training_and_uses_imag
     assert made == {("btsbot_cnn+meta", "scratch"), ("resnet18+meta-frozen", "galaxy_sim")}
     assert any("frozen image encoder needs a pre-trained one" in note for note in notes)
     assert [j["checkpoint"] for j in jobs if j["init"] == "galaxy_sim"] == ["enc.pt"]
+
+
+def test_modality_comparison_puts_each_image_model_beside_its_metadata_versions():
+    from alertlib.report.tables import modality_comparison
+
+    summary = pd.DataFrame(
+        {
+            "task": ["bts"] * 5,
+            "arch": ["resnet18", "resnet18+meta", "btsbot_cnn", "resnet18+meta-frozen", "resnet18"],
+            "init": ["scratch", "scratch", "scratch", "galaxy_sim", "galaxy_sim"],
+            "metric": ["roc_auc"] * 5,
+            "mean": [0.8, 0.9, 0.7, 0.85, 0.82],
+        }
+    )
+    table = modality_comparison(summary).set_index("init")
+    assert list(table.index) == ["galaxy_sim", "scratch"]  # btsbot_cnn has no metadata run: left out
+    assert table.loc["scratch", "image + meta"] == 0.9 and table.loc["scratch", "image"] == 0.8
+    assert table.loc["galaxy_sim", "image + meta-frozen"] == 0.85

@@ -196,3 +196,25 @@ def binned_metrics(table: pd.DataFrame, quantities: Iterable[str] = BINNED_QUANT
     selected["mag_high"] = [p.high for p in parts]
     selected["mag_center"] = (selected["mag_low"] + selected["mag_high"]) / 2.0
     return selected.reset_index(drop=True)
+
+
+def modality_comparison(summary: pd.DataFrame, metric: str = "roc_auc") -> pd.DataFrame:
+    """Image-only models beside their image + metadata versions (``<arch>+meta``), mean over replicates.
+
+    ``summary`` is :func:`alertlib.report.seeds.summarise_over_seeds`'s table. One row per task,
+    image architecture and initialisation that has an image + metadata run; a column per input kind
+    (``image``, ``image + meta``, ``image + meta-frozen``) with the mean of ``metric``. The intervals of
+    the differences are the primary contrasts' (:mod:`alertlib.report.contrasts`, notebook 05).
+    """
+    rows = summary[summary["metric"] == metric]
+    parts = rows["arch"].astype(str).str.partition("+")
+    rows = rows.assign(
+        image_arch=parts[0], inputs=parts[2].map(lambda suffix: f"image + {suffix}" if suffix else "image")
+    )
+    wide = rows.pivot_table(index=["task", "image_arch", "init"], columns="inputs", values="mean", aggfunc="first")
+    with_meta = [column for column in wide.columns if column != "image"]
+    if not with_meta:
+        return pd.DataFrame(columns=["task", "image_arch", "init", "image"])
+    wide = wide[wide[with_meta].notna().any(axis=1)].reset_index()
+    wide.columns.name = None
+    return wide
