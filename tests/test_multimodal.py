@@ -218,3 +218,77 @@ def test_modality_comparison_puts_each_image_model_beside_its_metadata_versions(
     assert list(table.index) == ["galaxy_sim", "scratch"]  # btsbot_cnn has no metadata run: left out
     assert table.loc["scratch", "image + meta"] == 0.9 and table.loc["scratch", "image"] == 0.8
     assert table.loc["galaxy_sim", "image + meta-frozen"] == 0.85
+
+
+@pytest.fixture(scope="module")
+def multimodal_run(tmp_path_factory):
+    """A tiny sky and an image + metadata model fine-tuned on it for one epoch (model.pt)."""
+    from alertlib.learn.finetune import run_finetune
+    from alertlib.sky.simulate import cached_sky
+
+    root = tmp_path_factory.mktemp("multimodal")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ALERTLIB_DATA", str(root))
+        sky = cached_sky("alerts", 40, seed=5, progress=False, max_alerts=4, workers=1)
+    config = {"data": str(sky), "arch": "btsbot_cnn+meta", "epochs": 1, "crop": 33, "progress": False}
+    run_finetune(config, root / "run")
+    return sky, root / "run" / "model.pt"
+
+
+def test_score_and_onnx_give_the_same_multimodal_scores(multimodal_run, tmp_path):
+    from alertlib.learn.export import export_onnx
+    from alertlib.learn.scoring import score_inputs
+
+    sky, checkpoint = multimodal_run
+    torch_scores, skipped = score_inputs([sky], checkpoint, workers=1)
+    onnx_scores, _ = score_inputs([sky], None, workers=1, onnx=export_onnx(checkpoint, tmp_path / "model.onnx"))
+    assert len(torch_scores) > 0 and len(skipped) == 0
+    np.testing.assert_allclose(onnx_scores["score"], torch_scores["score"], atol=1e-4)
+    assert torch_scores["arch"].eq("btsbot_cnn+meta").all()
+
+
+def test_an_image_only_call_on_a_multimodal_model_says_what_it_needs(multimodal_run):
+    from alertlib.core.errors import SettingError
+    from alertlib.learn.inference import load_model, score_triplets
+
+    model = load_model(multimodal_run[1])
+    with pytest.raises(SettingError, match="reads 25 candidate features"):
+        score_triplets(model, np.zeros((2, 63, 63, 3), dtype=np.float32), dtype="float32")
+
+
+def test_packets_without_a_feature_are_reported_skips_not_silent_drops(multimodal_run):
+    from alertlib.core.paths import real_data_path
+    from alertlib.io.packets import expand_paths
+    from alertlib.learn.scoring import score_inputs
+
+    packets = real_data_path("ztf_packets")
+    if packets is None:
+        pytest.skip("the shared real packets are absent")
+    scores, skipped = score_inputs([packets], multimodal_run[1], workers=1)
+    missing = skipped[skipped["reason"] == "missing metadata"]
+    assert len(missing) > 0 and missing["detail"].str.contains("new_drb").all()  # these packets carry no drb
+    assert len(scores) + len(skipped) >= len(expand_paths([packets]))  # every packet is scored or listed
+    assert np.isfinite(scores["score"]).all()
+
+
+def test_both_data_paths_give_a_multimodal_model_the_same_training(tmp_path):
+    from lightning.pytorch import seed_everything
+
+    from alertlib.learn.datasets import TripletDataset
+    from alertlib.learn.training import fit
+
+    rng = np.random.default_rng(3)
+    split = _split(rng, 96, tmp_path)
+    features = feature_matrix(split.candidates)
+    labels = split.candidates["label"].to_numpy()
+    histories = {}
+    for path in ("loader", "device"):
+        seed_everything(0, verbose=False)
+        model = create_model("btsbot_cnn+meta", "scratch", input_size=33)
+        train = TripletDataset(split.triplets[:64], labels[:64], augment=True, seed=1, crop=33, features=features[:64])
+        val = TripletDataset(split.triplets[64:], labels[64:], crop=33, features=features[64:])
+        config = {"epochs": 2, "batch_size": 16, "progress": False, "data_path": path, "seed": 1, "accelerator": "cpu"}
+        result = fit(model, train, val, "binary", config)
+        assert result.settings["data_path"] == path
+        histories[path] = result.history[["train_loss", "val_loss"]].to_numpy()
+    np.testing.assert_allclose(histories["device"], histories["loader"], rtol=1e-5)

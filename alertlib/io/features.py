@@ -80,7 +80,7 @@ def packet_features(candidates: pd.DataFrame) -> pd.DataFrame:
         table["new_drb"] = table["drb"]
         sources["new_drb"] = "drb (ZTF's own braai score; BTSbot re-ran braai)"
     missing = [c for c in LIGHTCURVE_FEATURES if c not in table]
-    if missing:
+    if missing and {"objectId", "jd", "magpsf"} <= set(table):  # else they stay missing: the rows are reported
         derived = lightcurve_features(table)
         for column in missing:
             table[column] = derived[column]
@@ -135,6 +135,19 @@ def feature_matrix(candidates: pd.DataFrame, names=METADATA_FEATURES, where: str
         counts = {name: int(n) for name, n in zip(names, bad.sum(axis=0), strict=True) if n}
         raise DataError(f"{where} has non-finite metadata values {counts}; fix or drop those alerts")
     return values.astype(np.float32)
+
+
+def complete_rows(candidates: pd.DataFrame, names=METADATA_FEATURES) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The features of the rows that have all of them: (matrix (N, F) with NaN rows where a feature is
+    missing or not finite, which rows are complete, and for each incomplete row the features it lacks)."""
+    values = np.full((len(candidates), len(names)), np.nan)
+    for index, name in enumerate(names):
+        if name in candidates:
+            values[:, index] = pd.to_numeric(candidates[name], errors="coerce").to_numpy(dtype=np.float64)
+    finite = np.isfinite(values)
+    complete = finite.all(axis=1)
+    lacking = [", ".join(n for n, ok in zip(names, row, strict=True) if not ok) for row in finite[~complete]]
+    return values.astype(np.float32), complete, lacking
 
 
 def normalisation_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -83,8 +83,7 @@ def choose_data_path(
     Parameters
     ----------
     setting:
-        ``"auto"`` (the device path when every dataset is a :class:`TripletDataset` without
-        candidate features and they fit),
+        ``"auto"`` (the device path when every dataset is a :class:`TripletDataset` and they fit),
         ``"device"`` (always; an error when a dataset is of another kind) or ``"loader"``.
     datasets:
         The training and validation datasets.
@@ -101,11 +100,7 @@ def choose_data_path(
         raise SettingError(f"device_data_dtype must be 'auto' or one of {sorted(DEVICE_DTYPES)}, not {dtype_setting!r}")
     if setting == "loader":
         return DataPathChoice("loader", None, "data_path is 'loader'")
-    others = [
-        f"{type(d).__name__} with features" if getattr(d, "features", None) is not None else type(d).__name__
-        for d in datasets
-        if not isinstance(d, TripletDataset) or d.features is not None
-    ]
+    others = [type(d).__name__ for d in datasets if not isinstance(d, TripletDataset)]
     if others:
         if setting == "device":
             raise SettingError(f"data_path 'device' needs TripletDataset splits, got {others}; use 'auto' or 'loader'")
@@ -209,8 +204,8 @@ def single_cpu_thread(device: torch.device):
 class DeviceTriplets(Dataset):
     """A :class:`TripletDataset` held on the training device, whose items are whole batches.
 
-    Item ``b`` is batch ``b`` of the epoch's order, ``(images (B, C, H, W) float32, labels (B,))``,
-    on the device. The order is set with :meth:`set_epoch` (by
+    Item ``b`` is batch ``b`` of the epoch's order, ``(images (B, C, H, W) float32, labels (B,))``
+    (``((images, features (B, F)), labels)`` for a dataset with candidate features), on the device. The order is set with :meth:`set_epoch` (by
     :class:`alertlib.learn.training.EpochBatchSampler`); :meth:`place` loads the triplets.
 
     Parameters
@@ -238,6 +233,7 @@ class DeviceTriplets(Dataset):
         self.device: torch.device | None = None
         self.epoch: int | None = None
         self.images: torch.Tensor | None = None
+        self.features: torch.Tensor | None = None
         self.labels: torch.Tensor | None = None
         self.permutations: torch.Tensor | None = None
         self.order: torch.Tensor | None = None
@@ -246,7 +242,9 @@ class DeviceTriplets(Dataset):
     def __getstate__(self) -> dict:
         # Each training process places its own copy on its own device (see place).
         state = self.__dict__.copy()
-        state.update(device=None, epoch=None, images=None, labels=None, permutations=None, order=None, codes=None)
+        state.update(
+            device=None, epoch=None, images=None, features=None, labels=None, permutations=None, order=None, codes=None
+        )
         return state
 
     def place(self, device: torch.device | str) -> None:
@@ -266,6 +264,7 @@ class DeviceTriplets(Dataset):
             images[start : start + chunk].copy_(torch.from_numpy(block).to(device).permute(0, 3, 1, 2))
             release_mapped_pages(triplets)
         self.device, self.images = device, images
+        self.features = None if source.features is None else source.features.to(device)
         self.labels = torch.from_numpy(np.asarray(source.labels, dtype=np.float32)).to(device)
         self.permutations = augmentation_permutations(self.height, self.width).to(device)
         self.epoch = None
@@ -291,4 +290,6 @@ class DeviceTriplets(Dataset):
             images = self.images.index_select(0, indices).float()
             if self.source.augment:
                 images = augment_batch(images, self.codes.index_select(0, indices), self.permutations)
-            return normalise_batch(images, self.source.normalisation), self.labels.index_select(0, indices)
+            images = normalise_batch(images, self.source.normalisation)
+            inputs = images if self.features is None else (images, self.features.index_select(0, indices))
+            return inputs, self.labels.index_select(0, indices)

@@ -30,6 +30,7 @@ from alertlib.core.vocab import CHANNELS, STAMP_SIZE
 DEFAULT_OPSET = 18
 MIN_OPSET = 17
 INPUT_NAME = "images"
+FEATURES_NAME = "features"  # the second input of an image + metadata model
 OUTPUT_NAME = "logits"
 METADATA_FORMAT = "alertlib-onnx/1"
 PINNED = "pip install onnx==1.23.2 onnxruntime==1.32.0 (the versions in requirements.lock)"
@@ -62,6 +63,7 @@ class OnnxModel:
     class_names: list | None = None
     config: dict = field(default_factory=dict)
     temperature: float = 1.0
+    feature_names: tuple | None = None  # an image + metadata model's second input, in order
 
 
 def _sha256(path: Path) -> str:
@@ -117,23 +119,36 @@ def preprocessing_metadata(model, checkpoint: Path, opset: int) -> dict[str, str
         "torch_version": version_of("torch"),
         "opset": str(opset),
     }
+    feature_names = getattr(model, "feature_names", None)
+    if feature_names:
+        facts |= {
+            "features_name": FEATURES_NAME,
+            "feature_names": json.dumps(list(feature_names)),
+            "features": (
+                f"(N, {len(feature_names)}) float32, the candidate fields in the order of feature_names, raw: the "
+                "graph standardises them with the training split's feature_mean and feature_std"
+            ),
+            "feature_mean": json.dumps(model.feature_mean.tolist()),
+            "feature_std": json.dumps(model.feature_std.tolist()),
+        }
     return facts
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = DEFAULT_OPSET) -> Path:
     """Export the fine-tuned model at ``checkpoint`` (``model.pt``) to ``out`` (ONNX), batch dimension dynamic.
 
-    The graph takes ``images`` (N, 3, H, W) float32, preprocessed as :func:`preprocessing_metadata`
-    records, and gives ``logits`` (N, outputs). Returns ``out``.
+        The graph takes ``images`` (N, 3, H, W) float32, preprocessed as :func:`preprocessing_metadata`
+        records, and gives ``logits`` (N, outputs); an image + metadata model takes ``features`` (N, F)
+    too, raw (the graph standardises them; their names and statistics are in the metadata). Returns ``out``.
 
-    Raises
-    ------
-    DataNotFound
-        No checkpoint at ``checkpoint``.
-    MissingPackage
-        The ``onnx`` package is not installed.
-    SettingError
-        An opset below :data:`MIN_OPSET`.
+        Raises
+        ------
+        DataNotFound
+            No checkpoint at ``checkpoint``.
+        MissingPackage
+            The ``onnx`` package is not installed.
+        SettingError
+            An opset below :data:`MIN_OPSET`.
     """
     import warnings
 
@@ -150,18 +165,22 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = DEFAULT_OP
     checkpoint, out = Path(checkpoint), Path(out)
     model = load_model(checkpoint)
     crop = model.config.get("crop") or STAMP_SIZE
-    example = torch.zeros((2, len(CHANNELS), crop, crop), dtype=torch.float32)
+    example = (torch.zeros((2, len(CHANNELS), crop, crop), dtype=torch.float32),)
+    names = [INPUT_NAME]
+    if getattr(model, "feature_names", None):
+        example += (torch.zeros((2, len(model.feature_names)), dtype=torch.float32),)
+        names.append(FEATURES_NAME)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp, warnings.catch_warnings():
         # The TorchScript exporter warns about shape tests it traces (the resize check) and about its age.
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
-            (example,),
+            example,
             str(tmp),
-            input_names=[INPUT_NAME],
+            input_names=names,
             output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            dynamic_axes={**{name: {0: "batch"} for name in names}, OUTPUT_NAME: {0: "batch"}},
             opset_version=opset,
             dynamo=False,
         )
@@ -203,19 +222,22 @@ def load_onnx(path: str | Path) -> OnnxModel:
         class_names=json.loads(metadata["class_names"]),
         config=config,
         temperature=float(metadata.get("temperature", "1.0")),
+        feature_names=tuple(json.loads(metadata["feature_names"])) if "feature_names" in metadata else None,
     )
 
 
-def score_onnx(model: OnnxModel, triplets, batch_size: int = 256):
-    """Scores of triplets (N, H, W, 3) under an :class:`OnnxModel`, as :func:`~alertlib.learn.inference.score_triplets` gives them."""
+def score_onnx(model: OnnxModel, triplets, batch_size: int = 256, features=None):
+    """Scores of triplets (N, H, W, 3) under an :class:`OnnxModel`, as :func:`~alertlib.learn.inference.score_triplets`
+    gives them; an image + metadata model takes the alerts' ``features`` (N, F) too."""
     import numpy as np
     import torch
 
-    from alertlib.learn.inference import scores_from_logits, triplet_batches
+    from alertlib.learn.inference import check_features, model_inputs, scores_from_logits
 
+    features = check_features(model.feature_names, features, len(triplets))
     outputs = [
-        model.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
-        for batch in triplet_batches(triplets, model.config, batch_size)
+        model.session.run([OUTPUT_NAME], dict(zip((INPUT_NAME, FEATURES_NAME), inputs, strict=False)))[0]
+        for inputs in model_inputs(triplets, features, model.config, batch_size)
     ]
     width = max(len(model.class_names or []), 1)
     logits = np.concatenate(outputs) if outputs else np.zeros((0, width), dtype=np.float32)

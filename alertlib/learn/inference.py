@@ -314,6 +314,44 @@ def triplet_batches(triplets, config: dict, batch_size: int):
         yield np.stack([dataset.image(i) for i in range(start, min(start + batch_size, len(dataset)))])
 
 
+def check_features(feature_names, features, n_alerts: int):
+    """The features an image + metadata model needs (N, F) float32, checked; None for an image-only model.
+
+    Raises
+    ------
+    SettingError
+        Features missing for an image + metadata model, given to an image-only one, or of the wrong shape.
+    """
+    import numpy as np
+
+    from alertlib.core.errors import SettingError
+
+    if not feature_names:
+        if features is not None:
+            raise SettingError("this model reads images only; do not pass features")
+        return None
+    if features is None:
+        raise SettingError(
+            f"this image + metadata model reads {len(feature_names)} candidate features beside each triplet "
+            f"({', '.join(feature_names)}); pass them (alertlib.io.features.feature_matrix)"
+        )
+    features = np.asarray(features, dtype=np.float32)
+    if features.shape != (n_alerts, len(feature_names)):
+        raise SettingError(
+            f"features of shape {features.shape} for {n_alerts} alerts; expected {(n_alerts, len(feature_names))}"
+        )
+    return features
+
+
+def model_inputs(triplets, features, config: dict, batch_size: int):
+    """Batches of model inputs: ``(images,)``, or ``(images, features)`` when ``features`` is given
+    (images preprocessed as :func:`triplet_batches` does)."""
+    for start, images in zip(
+        range(0, len(triplets), batch_size), triplet_batches(triplets, config, batch_size), strict=True
+    ):
+        yield (images,) if features is None else (images, features[start : start + len(images)])
+
+
 def scores_from_logits(logits, class_names, temperature: float = 1.0):
     """Logits (N, K) as a tensor -> scores: the sigmoid of the one logit (N,), or softmax probabilities (N, K).
 
@@ -338,6 +376,7 @@ class PreparedModel:
     variant: str
     batch_size: int
     temperature: float = 1.0  # the model's calibration (load_model), applied to the logits
+    feature_names: tuple | None = None  # an image + metadata model's candidate features
 
 
 def prepare_scoring(
@@ -355,32 +394,44 @@ def prepare_scoring(
         copy.deepcopy(model), device, dtype, batch_size, variant, n_alerts=n_alerts
     )
     temperature = getattr(model, "temperature", 1.0)
-    return PreparedModel(runnable, model.config, model.class_names, device, dtype, variant, batch_size, temperature)
+    feature_names = getattr(model, "feature_names", None)
+    return PreparedModel(
+        runnable, model.config, model.class_names, device, dtype, variant, batch_size, temperature, feature_names
+    )
 
 
-def score_prepared(prepared: PreparedModel, triplets):
-    """Scores of triplets (N, H, W, 3) under a :class:`PreparedModel`, as :func:`score_triplets` gives them."""
+def score_prepared(prepared: PreparedModel, triplets, features=None):
+    """Scores of triplets (N, H, W, 3) under a :class:`PreparedModel`, as :func:`score_triplets` gives them;
+    an image + metadata model takes the alerts' ``features`` (N, F) too."""
     import torch
 
     batch_size, variant = prepared.batch_size, prepared.variant
+    features = check_features(prepared.feature_names, features, len(triplets))
     outputs = []
     with torch.inference_mode():
-        for batch in triplet_batches(triplets, prepared.config, batch_size):
-            images = torch.from_numpy(batch)
-            count = len(images)
+        for batch in model_inputs(triplets, features, prepared.config, batch_size):
+            inputs = [torch.from_numpy(part) for part in batch]
+            count = len(inputs[0])
             if variant.startswith("compile") and count < batch_size:
                 # Pad the last batch: a compiled model would recompile for a new batch size.
-                images = torch.cat([images, images.new_zeros((batch_size - count, *images.shape[1:]))])
-            images = images.to(device=prepared.device, dtype=torch_dtype(prepared.dtype))
+                inputs = [torch.cat([part, part.new_zeros((batch_size - count, *part.shape[1:]))]) for part in inputs]
+            images = inputs[0].to(device=prepared.device, dtype=torch_dtype(prepared.dtype))
             if uses_channels_last(variant):
                 images = images.contiguous(memory_format=torch.channels_last)
-            outputs.append(prepared.runnable(images)[:count].float().cpu())
+            extra = [part.to(prepared.device) for part in inputs[1:]]
+            outputs.append(prepared.runnable(images, *extra)[:count].float().cpu())
     logits = torch.cat(outputs) if outputs else torch.zeros((0, max(len(prepared.class_names or []), 1)))
     return scores_from_logits(logits, prepared.class_names, prepared.temperature)
 
 
 def score_triplets(
-    model, triplets, batch_size: int = 256, dtype: str = "auto", variant: str | None = None, return_choice: bool = False
+    model,
+    triplets,
+    batch_size: int = 256,
+    dtype: str = "auto",
+    variant: str | None = None,
+    return_choice: bool = False,
+    features=None,
 ):
     """Scores of alert triplets (N, H, W, 3) under a model from :func:`load_model`, prepared like its training data.
 
@@ -394,9 +445,11 @@ def score_triplets(
     precision (bfloat16 scores differ from float32 ones by about 1e-3); ``variant`` forces one.
     ``return_choice=True`` returns ``(scores, {"device", "dtype", "variant"})``, what was used. The
     model passed in is not changed. To score many chunks with one model, prepare it once
-    (:func:`prepare_scoring`) and score each chunk with :func:`score_prepared`.
+    (:func:`prepare_scoring`) and score each chunk with :func:`score_prepared`. An image + metadata
+    model (``<arch>+meta``) takes the alerts' raw candidate ``features`` (N, F) in the order of
+    ``model.feature_names`` (:func:`alertlib.io.features.feature_matrix`).
     """
     prepared = prepare_scoring(model, batch_size, dtype, variant, n_alerts=len(triplets))
-    scores = score_prepared(prepared, triplets)
+    scores = score_prepared(prepared, triplets, features)
     choice = {"device": prepared.device, "dtype": prepared.dtype, "variant": prepared.variant}
     return (scores, choice) if return_choice else scores

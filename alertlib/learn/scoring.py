@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,7 @@ class Scorer:
     model: object
     score: Callable[[np.ndarray], np.ndarray]
     source: str
+    skipped: list = field(default_factory=list)  # rows an image + metadata model could not score (SKIPPED_COLUMNS)
 
 
 def load_scorer(
@@ -91,10 +92,31 @@ def score_chunk(scorer: Scorer, triplets: np.ndarray, candidates: pd.DataFrame) 
     """Scores of one chunk of alerts: their triplets (N, 63, 63, 3) and their candidate rows (N rows, same order).
 
     The inference step of :func:`score_inputs`, called once per chunk of at most
-    :data:`CHUNK_ALERTS` alerts. An image-only model reads the triplets alone; the candidate rows are
-    there for what a model may also need of each alert (its metadata features).
+    :data:`CHUNK_ALERTS` alerts. An image-only model reads the triplets alone. An image + metadata
+    model reads the candidate features of the rows too (:func:`alertlib.io.features.packet_features`:
+    the table's own columns; for packets, the light-curve features from the object's alerts in this
+    chunk, and ZTF's ``jdstarthist`` for the age). A row that lacks one (a packet of 2018 has no
+    ``drb``) gets a NaN score and a skip row in ``scorer.skipped`` naming the features it lacks;
+    :func:`score_inputs` lists it with the other skips.
     """
-    return scorer.score(triplets)
+    names = getattr(scorer.model, "feature_names", None)
+    if not names:
+        return scorer.score(triplets)
+    from alertlib.io.features import complete_rows, packet_features
+
+    features, complete, lacking = complete_rows(packet_features(candidates), names)
+    width = max(len(scorer.model.class_names or []), 1)
+    scores = np.full((len(triplets), width) if scorer.model.class_names else len(triplets), np.nan, dtype=np.float32)
+    if complete.any():
+        scores[complete] = scorer.score(triplets[complete], features=features[complete])
+    for (_, row), missing in zip(candidates[~complete].iterrows(), lacking, strict=True):
+        detail = (
+            f"lacks {missing}; an image + metadata model needs all of its features: score it with an image-only model"
+        )
+        scorer.skipped.append(
+            {"file": row.get("file"), "alert": row.get("alert_index"), "reason": "missing metadata", "detail": detail}
+        )
+    return scores
 
 
 def _read_release(folders: list[Path]) -> list[tuple[np.ndarray, pd.DataFrame]]:
@@ -228,6 +250,10 @@ def score_inputs(
     if not candidates:
         raise DataError(f"nothing to score in {', '.join(map(str, paths))}: no {STAMP_SIZE}x{STAMP_SIZE} alerts")
     candidates = pd.concat(candidates, ignore_index=True)
+    if scorer.skipped:  # rows an image + metadata model could not score (score_chunk)
+        kept = np.isfinite(scores).reshape(len(scores), -1).all(axis=1)
+        scores, candidates = scores[kept], candidates[kept].reset_index(drop=True)
+        skipped = pd.concat([skipped, pd.DataFrame(scorer.skipped, columns=list(SKIPPED_COLUMNS))], ignore_index=True)
     model = scorer.model
     table = candidates[[c for c in KEPT_COLUMNS if c in candidates.columns]].copy()
     if table["candid"].dtype == object:  # surveys mix integer (ZTF) and text (ATLAS, Rubin) alert ids
