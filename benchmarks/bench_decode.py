@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from alertlib.core.paths import shared_data_dir
+from alertlib.core.paths import packet_folders
 from alertlib.core.provenance import code_version, cpu_model, version_of
 from alertlib.io import packets
 from alertlib.io.ingest import benchmark
@@ -149,12 +149,7 @@ def normalise_us(folder: Path, repeats: int = 3) -> float:
 
 
 def _folders(given: list[str]) -> list[Path]:
-    if given:
-        return [Path(f) for f in given]
-    root = shared_data_dir()
-    if root is None:
-        raise SystemExit("no folders given and no shared data found (set ALERTLIB_SHARED_DATA)")
-    return [root / "alert-packets" / name for name in FOLDERS if (root / "alert-packets" / name).is_dir()]
+    return packet_folders(given, FOLDERS)
 
 
 def one_core_row(folder: Path, min_alerts: int) -> dict | None:

@@ -11,8 +11,8 @@ pass holds ``--min-alerts`` scorable alerts. In one run, one row per measurement
 - ``inference``: the inference step of ``alertlib score`` alone
   (:func:`alertlib.learn.scoring.score_chunk` on chunks of ``--batch-size`` decoded alerts, timed by
   :func:`alertlib.bench.timing.time_calls`, the median call counts) for each model of ``--models``
-  (default ``btsbot_cnn`` and ``resnet18``, at the full 63x63 stamp as the ``default`` profile
-  trains them), float32: torch ``eager`` and ``channels_last``
+  (default ``btsbot_cnn`` and ``resnet18``, at the full 63x63 stamp; ``--crop 33`` for the models the
+  ``default`` profile trains, which see the central 33x33 pixels), float32: torch ``eager`` and ``channels_last``
   (:func:`alertlib.learn.inference.prepare_scoring`), and onnxruntime on CPU
   (:mod:`alertlib.learn.export`); with the model's multiply-adds per alert and ``limit_fraction``,
   its FLOP/s over this CPU's own float32 matrix-product rate
@@ -48,7 +48,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from alertlib.core.paths import shared_data_dir
+from alertlib.core.paths import packet_folders
 from alertlib.core.vocab import STAMP_SIZE
 from alertlib.io import packets
 
@@ -195,12 +195,7 @@ def stamped(table: pd.DataFrame, ceiling: dict, folders: list[Path], copies: int
 
 
 def _folders(given: list[str]) -> list[Path]:
-    if given:
-        return [Path(f) for f in given]
-    root = shared_data_dir()
-    if root is None:
-        raise SystemExit("no folders given and no shared data found (set ALERTLIB_SHARED_DATA)")
-    return [root / "alert-packets" / name for name in FOLDERS if (root / "alert-packets" / name).is_dir()]
+    return packet_folders(given, FOLDERS)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

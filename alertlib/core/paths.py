@@ -55,3 +55,14 @@ def real_data_path(name: str) -> Path | None:
         return None
     path = root / REAL_DATA_FOLDERS[name]
     return path if path.exists() else None
+
+
+def packet_folders(given, names) -> list[Path]:
+    """The packet folders a benchmark reads: those ``given``, else the shared data's
+    ``alert-packets/<name>`` folders that exist (an error naming the fix when the shared data is absent)."""
+    if given:
+        return [Path(folder) for folder in given]
+    root = shared_data_dir()
+    if root is None:
+        raise SystemExit("no folders given and no shared data found (set ALERTLIB_SHARED_DATA)")
+    return [root / "alert-packets" / name for name in names if (root / "alert-packets" / name).is_dir()]
