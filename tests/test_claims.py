@@ -303,3 +303,32 @@ def test_policy_table_per_model_with_the_positive_sources(study_tables):
     assert cnn["positive_sources"] == pytest.approx(positives["value"].mean())
     assert set(table["policy"]) == {"", *POLICIES}
     assert set(table["quantity"]) == {"roc_auc", "average_precision", "completeness", "purity", "f1", "delay_days"}
+
+
+def test_real_evidence_that_was_not_measured_is_not_compared_nor_called_inconclusive():
+    from alertlib.report.realclaims import evidence_sentences, evidence_table
+
+    primary = pd.DataFrame(
+        {
+            "name": ["a", "b", "c"],
+            "metric": ["roc_auc"] * 3,
+            "difference": [0.1, 0.1, 0.1],
+            "ci_low": [0.05, 0.05, 0.05],
+            "ci_high": [0.15, 0.15, 0.15],
+            "p_holm": [0.01, 0.01, 0.01],
+        }
+    )
+    real = pd.DataFrame(
+        {
+            "name": ["a", "b", "c"],
+            "evidence": ["real, zero-shot"] * 3,
+            "difference": [0.2, 0.01, np.nan],
+            "ci_low": [0.1, -0.05, np.nan],
+            "ci_high": [0.3, 0.07, np.nan],
+        }
+    )
+    table = evidence_table(primary, real).set_index("claim")
+    assert table.loc["a", "agreement"] == "agree"
+    assert table.loc["b", "agreement"] == "inconclusive"
+    assert table.loc["c", "real"] == "not measured" and table.loc["c", "agreement"] == "not compared"
+    assert evidence_sentences(table.reset_index())[2] == "c: simulated sky better; real, zero-shot not measured: not compared."

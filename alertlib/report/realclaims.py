@@ -101,8 +101,8 @@ def direction(low: float, high: float) -> str:
 
 def evidence_table(primary: pd.DataFrame, real: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     """Claim by claim: the simulated sky's verdict (Holm-adjusted), each piece of real evidence, and
-    whether the two agree (both the same direction), disagree (opposite directions) or cannot be
-    compared (one of them inconclusive)."""
+    whether the two agree (both the same direction), disagree (opposite directions), are
+    inconclusive (one of them is) or are not compared (nothing measured on real alerts)."""
     rows = []
     for _, claim in primary.iterrows():
         significant = np.isfinite(claim["p_holm"]) and claim["p_holm"] < alpha
@@ -119,7 +119,9 @@ def evidence_table(primary: pd.DataFrame, real: pd.DataFrame, alpha: float = 0.0
             continue
         for _, item in evidence.iterrows():
             observed = direction(item.get("ci_low", np.nan), item.get("ci_high", np.nan))
-            if "inconclusive" in (simulated, observed) or "not measured" in (simulated, observed):
+            if observed == "not measured":  # e.g. image + metadata models, which are not transferred
+                agreement = "not compared"
+            elif "inconclusive" in (simulated, observed):
                 agreement = "inconclusive"
             else:
                 agreement = "agree" if simulated == observed else "disagree"
@@ -143,11 +145,11 @@ def evidence_sentences(table: pd.DataFrame, decimals: int = 3) -> list[str]:
     for _, row in table.iterrows():
         real = row.get("real_difference", np.nan)
         numbers = (
-            f"{real:+.{decimals}f} [{row['real_ci_low']:+.{decimals}f}, {row['real_ci_high']:+.{decimals}f}]"
+            f" ({real:+.{decimals}f} [{row['real_ci_low']:+.{decimals}f}, {row['real_ci_high']:+.{decimals}f}])"
             if np.isfinite(real)
-            else "not measured"
+            else ""
         )
         sentences.append(
-            f"{row['claim']}: simulated sky {row['simulated']}; {row['evidence']} {row['real']} ({numbers}): {row['agreement']}."
+            f"{row['claim']}: simulated sky {row['simulated']}; {row['evidence']} {row['real']}{numbers}: {row['agreement']}."
         )
     return sentences
