@@ -95,6 +95,7 @@ def inference_rows(arch: str, checkpoint: Path, onnx: Path, triplets, batch_size
     from alertlib.bench.zoo import model_params_and_macs
     from alertlib.learn.export import load_onnx, score_onnx
     from alertlib.learn.inference import load_model, prepare_scoring, score_prepared
+    from alertlib.learn.models import model_cost
     from alertlib.learn.scoring import Scorer, score_chunk
 
     chunk = triplets[:batch_size]
@@ -103,7 +104,8 @@ def inference_rows(arch: str, checkpoint: Path, onnx: Path, triplets, batch_size
     scorers = {("torch", v): prepare_scoring(model, batch_size, "float32", v) for v in TORCH_VARIANTS}
     scorers = {key: functools.partial(score_prepared, prepared) for key, prepared in scorers.items()}
     scorers["onnxruntime", ""] = functools.partial(score_onnx, load_onnx(onnx), batch_size=batch_size)
-    macs = model_params_and_macs(arch)[1] if model.config.get("crop") is None else float("nan")
+    crop = model.config.get("crop")
+    macs = model_params_and_macs(arch)[1] if crop is None else model_cost(arch, crop)["macs"]  # at the crop's side
     rows = []
     for (runtime, variant), score in scorers.items():
         scorer = Scorer(model, score, str(checkpoint))
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             rows += inference_rows(arch, checkpoint, onnx, sample, args.batch_size, args.inference_seconds)
             if arch in args.pipeline_models:
                 rows += pipeline_rows(arch, checkpoint, onnx, listed, Path(tmp))
-    table = stamped(add_ratios(pd.DataFrame(rows)), ceiling, folders, copies)
+    table = stamped(add_ratios(pd.DataFrame(rows)), ceiling, folders, copies).assign(crop=args.crop or STAMP_SIZE)
     print_ratios(table)
     out = Path(args.out or Path("data/benchmarks/score") / default_table_name("cpu"))
     out.parent.mkdir(parents=True, exist_ok=True)
