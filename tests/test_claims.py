@@ -331,4 +331,7 @@ def test_real_evidence_that_was_not_measured_is_not_compared_nor_called_inconclu
     assert table.loc["a", "agreement"] == "agree"
     assert table.loc["b", "agreement"] == "inconclusive"
     assert table.loc["c", "real"] == "not measured" and table.loc["c", "agreement"] == "not compared"
-    assert evidence_sentences(table.reset_index())[2] == "c: simulated sky better; real, zero-shot not measured: not compared."
+    assert (
+        evidence_sentences(table.reset_index())[2]
+        == "c: simulated sky better; real, zero-shot not measured: not compared."
+    )
