@@ -105,11 +105,20 @@ def test_ci_study_records_every_run_with_provenance(ci_study):
     results = pd.read_parquet(root / "data" / "study" / "ci" / "finetune" / "results.parquet")
     assert list(results.columns[: len(COLUMNS)]) == list(COLUMNS)
     runs = results.drop_duplicates("run_id")
-    # ci grid: btsbot_cnn/scratch + resnet18 x {scratch, synthetic, galaxy_sim} on 2 seeds (imagenet and
-    # galaxyzoo are left out offline), one more learning rate of each on seed 0, and 1 multi-class run.
-    assert len(runs) == 4 * 2 + 4 + 1
-    assert runs["lr_selected"].sum() == 4 * 2 + 1
+    # ci grids: btsbot_cnn/scratch + resnet18 x {scratch, synthetic, galaxy_sim} (imagenet and galaxyzoo
+    # are left out offline), and the image + metadata models btsbot_cnn+meta/scratch,
+    # resnet18+meta x {scratch, galaxy_sim}, resnet18+meta-frozen/galaxy_sim (not from scratch): 8 models
+    # on 2 seeds, one more learning rate of each on seed 0, and 1 multi-class run.
+    assert len(runs) == 8 * 2 + 8 + 1
+    assert runs["lr_selected"].sum() == 8 * 2 + 1
     assert set(runs["init"]) == {"scratch", "synthetic", "galaxy_sim"}
+    models = set(zip(runs["arch"], runs["init"], strict=True))
+    assert {
+        ("btsbot_cnn+meta", "scratch"),
+        ("resnet18+meta", "galaxy_sim"),
+        ("resnet18+meta-frozen", "galaxy_sim"),
+    } <= models
+    assert ("resnet18+meta-frozen", "scratch") not in models
     for column in ("config", "data_version", "code_version", "weights_source"):
         assert runs[column].astype(str).str.len().gt(0).all(), column
     assert runs.loc[runs["init"] != "scratch", "weights_source"].str.startswith("checkpoint:").all()
@@ -128,7 +137,7 @@ def test_ci_study_writes_headline_evidence_and_figures(ci_study):
     # between machines. A primary contrast with two pairs or more has its Holm-adjusted p-value; one
     # with fewer says why (runs left out by the gate, or unpaired) instead of a number.
     primary = headline[headline["status"] == "primary"]
-    assert len(primary) == 3
+    assert len(primary) == 4  # the ci profile's claims.primary
     paired = primary["n"] >= 2
     assert primary.loc[paired, "p_holm"].notna().all()
     assert primary.loc[~paired, "p_holm"].isna().all()
