@@ -114,6 +114,15 @@ def with_sidecar(candidates: pd.DataFrame, folder: str | Path, split: str, versi
     return pd.concat([candidates, joined], axis=1)
 
 
+def _numeric(candidates: pd.DataFrame, names) -> np.ndarray:
+    """The columns ``names`` as float64 (N, F): values that are not numbers, and absent columns, are NaN."""
+    values = np.full((len(candidates), len(names)), np.nan)
+    for index, name in enumerate(names):
+        if name in candidates:
+            values[:, index] = pd.to_numeric(candidates[name], errors="coerce").to_numpy(dtype=np.float64)
+    return values
+
+
 def feature_matrix(candidates: pd.DataFrame, names=METADATA_FEATURES, where: str = "the candidate table") -> np.ndarray:
     """The features ``names`` of every row as a float32 matrix (N, len(names)).
 
@@ -129,7 +138,7 @@ def feature_matrix(candidates: pd.DataFrame, names=METADATA_FEATURES, where: str
             f"{where} lacks the metadata features {missing}: an image + metadata model needs all of "
             f"{list(names)} (the BTS release layout has them; a simulated sky writes them in notebook 00)"
         )
-    values = candidates[list(names)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    values = _numeric(candidates, names)
     bad = ~np.isfinite(values)
     if bad.any():
         counts = {name: int(n) for name, n in zip(names, bad.sum(axis=0), strict=True) if n}
@@ -140,10 +149,7 @@ def feature_matrix(candidates: pd.DataFrame, names=METADATA_FEATURES, where: str
 def complete_rows(candidates: pd.DataFrame, names=METADATA_FEATURES) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The features of the rows that have all of them: (matrix (N, F) with NaN rows where a feature is
     missing or not finite, which rows are complete, and for each incomplete row the features it lacks)."""
-    values = np.full((len(candidates), len(names)), np.nan)
-    for index, name in enumerate(names):
-        if name in candidates:
-            values[:, index] = pd.to_numeric(candidates[name], errors="coerce").to_numpy(dtype=np.float64)
+    values = _numeric(candidates, names)
     finite = np.isfinite(values)
     complete = finite.all(axis=1)
     lacking = [", ".join(n for n, ok in zip(names, row, strict=True) if not ok) for row in finite[~complete]]

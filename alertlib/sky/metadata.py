@@ -35,26 +35,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alertlib.core.vocab import SPLITS
+from alertlib.core.vocab import METADATA_FEATURES, SPLITS
 from alertlib.io.features import lightcurve_features, sidecar_path
 
-SIDECAR_FEATURES = (
-    "sgscore2",
-    "distpsnr2",
-    "chipsf",
-    "new_drb",
-    "ncovhist",
-    "nnotdet",
-    "chinr",
-    "sharpnr",
-    "scorr",
-    "sky",
-    "age",
-    "days_since_peak",
-    "days_to_peak",
-    "peakmag_so_far",
-    "maxmag_so_far",
+# The features the sky's candidate table has (alertlib.sky.alerts writes them); the sidecar holds the rest.
+TABLE_FEATURES = (
+    "sgscore1",
+    "distpsnr1",
+    "fwhm",
+    "magpsf",
+    "sigmapsf",
+    "ra",
+    "dec",
+    "diffmaglim",
+    "ndethist",
+    "nmtchps",
 )
+SIDECAR_FEATURES = tuple(name for name in METADATA_FEATURES if name not in TABLE_FEATURES)
 SURVEY_START_JD = 2458194.5  # ZTF's first night of survey operations (March 2018)
 CONE_ARCSEC = 30.0  # the Pan-STARRS cone of nmtchps, sgscore1/2 and distpsnr1/2
 NONE = -999.0  # ZTF's value for "no such object"
